@@ -1,0 +1,292 @@
+"""The agency-side SDK: send signed packages, take the inbox, answer with statuses.
+
+``AgencyClient`` connects to the hub's RabbitMQ with the system's own account,
+publishes with ``user_id`` = the system id and publisher confirms, verifies what
+arrives (senders' signatures against the trust anchors, receipts against the
+hub's certificate) and acks only after the application says it has stored the
+item. Each stored document is answered with status 01 (arrived) automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from cryptography import x509
+
+from axis.errors import (
+    AccessRefused,
+    AuthenticationFailed,
+    AxisError,
+    BrokerUnreachable,
+    PublishNotConfirmed,
+    QueryRefused,
+    ReceiptTimeout,
+)
+from axis.receipts import VerifiedReceipt, verify_receipt
+from envelopes.model import DocumentPackage, Organization, Package, ResponseFor, StaffInfo, StatusPackage
+from envelopes.parser import read_package
+from envelopes.builder import build_package
+from envelopes.status_codes import StatusCode
+from routing.messages import H_CONSIGNMENT, H_RECIPIENT_ORGANS, H_SENDER_SYSTEM, TYPE_RECEIPT
+from routing.topology import EDOC_KEY, QUERY_EXCHANGE, STATUS_KEY, SUBMIT_EXCHANGE, inbox_queue_name
+from signing.keys import SigningKey
+from signing.sign import sign_package
+from signing.verify import VerifyPolicy, verify
+
+VIETNAM = timezone(timedelta(hours=7))  # edXML timestamps are Vietnam local time
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """What an agency system needs to talk to the hub."""
+
+    amqp_url: str
+    system_id: str
+    signing_key: SigningKey
+    hub_certificate: x509.Certificate
+    trust_anchors: tuple[x509.Certificate, ...]
+    organ: Organization | None = None
+
+
+@dataclass(slots=True)
+class InboxItem:
+    """One message from the inbox, verified. Call :meth:`ack` once it is stored."""
+
+    kind: str
+    body: bytes
+    message_id: str
+    headers: dict[str, Any]
+    package: Package | None = None
+    receipt: VerifiedReceipt | None = None
+    signer: x509.Certificate | None = None
+    error: AxisError | None = None
+    _message: AbstractIncomingMessage | None = field(default=None, repr=False)
+    _on_ack: Callable[[InboxItem], Any] | None = field(default=None, repr=False)
+
+    @property
+    def sender_system(self) -> str:
+        return str(self.headers.get(H_SENDER_SYSTEM, ""))
+
+    @property
+    def recipient_organs(self) -> tuple[str, ...]:
+        raw = str(self.headers.get(H_RECIPIENT_ORGANS, ""))
+        return tuple(o for o in raw.split(",") if o)
+
+    async def ack(self) -> None:
+        """Settle the message: the application has stored it (sends status 01 for documents)."""
+        if self._message is not None:
+            await self._message.ack()
+        if self._on_ack is not None:
+            await self._on_ack(self)
+
+
+class AgencyClient:
+    """An agency system's connection to the hub."""
+
+    def __init__(self, config: ClientConfig, *, auto_arrived: bool = True,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.auto_arrived = auto_arrived
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._seen: set[str] = set()
+
+    async def __aenter__(self) -> AgencyClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        """Open the connection and a confirming channel; broker errors become coded errors."""
+        try:
+            self._connection = await asyncio.wait_for(
+                aio_pika.connect_robust(self.config.amqp_url, reconnect_interval=1,
+                                        fail_fast="true"), timeout)
+        except (aiormq.exceptions.ProbableAuthenticationError,) as exc:
+            raise AuthenticationFailed(f"the broker refused the credentials of {self.config.system_id}:"
+                                       f" {exc}") from None
+        except (OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPConnectionError) as exc:
+            if "ACCESS_REFUSED" in str(exc) or "authentication" in str(exc).lower():
+                raise AuthenticationFailed(
+                    f"the broker refused the credentials of {self.config.system_id}") from None
+            raise BrokerUnreachable(f"cannot reach the broker: {exc or type(exc).__name__}") from None
+        self._channel = await self._connection.channel(publisher_confirms=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise BrokerUnreachable("the client is not connected")
+        return self._channel
+
+    # -- sending -------------------------------------------------------------------
+
+    def sign(self, package: Package | bytes) -> bytes:
+        """Canonical edXML bytes of ``package``, signed with the system's key."""
+        raw = package if isinstance(package, bytes) else build_package(package)
+        return sign_package(raw, self.config.signing_key)
+
+    async def send(self, signed: bytes, *, kind: str = EDOC_KEY, message_id: str | None = None) -> str:
+        """Submit signed bytes; waits for the broker's confirm; returns the consignment id."""
+        message_id = message_id or str(uuid.uuid4())
+        exchange = await self.channel.get_exchange(SUBMIT_EXCHANGE, ensure=False)
+        message = aio_pika.Message(
+            body=signed, message_id=message_id, user_id=self.config.system_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/xml")
+        await self._publish(exchange, message, kind)
+        return message_id
+
+    async def send_status(self, document: DocumentPackage, code: StatusCode, description: str,
+                          *, organ: Organization | None = None, staff: StaffInfo | None = None,
+                          message_id: str | None = None) -> str:
+        """Build, sign and submit a status package about ``document``."""
+        sender = organ or self.config.organ or Organization(self.config.system_id)
+        status = StatusPackage(
+            sender=sender,
+            response_for=ResponseFor(
+                organ_id=document.sender.organ_id,
+                code=f"{document.code.code_number}/{document.code.code_notation}".strip("/"),
+                promulgation_date=document.promulgation_info.promulgation_date,
+                document_id=document.document_id),
+            status_code=code,
+            timestamp=self._clock().astimezone(VIETNAM).replace(tzinfo=None, microsecond=0),
+            description=description,
+            staff_info=staff)
+        return await self.send(self.sign(status), kind=STATUS_KEY, message_id=message_id)
+
+    async def _publish(self, exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message,
+                       routing_key: str) -> None:
+        try:
+            await exchange.publish(message, routing_key, mandatory=True)
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise PublishNotConfirmed(f"the broker did not accept the message: {exc}") from None
+        except aiormq.exceptions.ChannelAccessRefused as exc:
+            raise AccessRefused(f"the broker refused the publish: {exc}") from None
+        except aio_pika.exceptions.ChannelInvalidStateError as exc:
+            raise PublishNotConfirmed(f"the channel closed before the confirm: {exc}") from None
+
+    # -- queries -------------------------------------------------------------------
+
+    async def query(self, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """Ask the hub (direct reply-to); refusals raise ``transport.query_refused``."""
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        try:
+            replies: asyncio.Queue[bytes] = asyncio.Queue()
+            reply_queue = await channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
+
+            async def on_reply(message: AbstractIncomingMessage) -> None:
+                await replies.put(bytes(message.body))
+
+            await reply_queue.consume(on_reply, no_ack=True)
+            exchange = await channel.get_exchange(QUERY_EXCHANGE, ensure=False)
+            await exchange.publish(aio_pika.Message(
+                body=json.dumps(request).encode(), user_id=self.config.system_id,
+                reply_to="amq.rabbitmq.reply-to", correlation_id=str(uuid.uuid4()),
+                content_type="application/json"), routing_key="query")
+            try:
+                answer: dict[str, Any] = json.loads(await asyncio.wait_for(replies.get(), timeout))
+            except asyncio.TimeoutError:
+                raise ReceiptTimeout(f"the hub did not answer within {timeout:g} s") from None
+        finally:
+            await channel.close()
+        if not answer.get("ok"):
+            error = answer.get("error") or {}
+            raise QueryRefused(str(error.get("reason", "refused")), remote_code=error.get("code"))
+        return answer
+
+    async def trace(self, ident: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The timeline of a document this system is a party to."""
+        return await self.query({"op": "trace", "id": ident}, timeout)
+
+    async def wait_receipt(self, message_id: str, timeout: float = 30.0) -> VerifiedReceipt:
+        """Wait until the hub has a receipt for ``message_id``; returns it verified."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        delay = 0.05
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise ReceiptTimeout(f"no receipt for {message_id!r} within {timeout:g} s")
+            try:
+                answer = await self.query({"op": "receipt", "message_id": message_id},
+                                          timeout=max(0.1, min(remaining, 5.0)))
+                return self.verify_receipt(answer["receipt"].encode())
+            except QueryRefused:
+                await asyncio.sleep(min(delay, max(0.0, remaining)))
+                delay = min(delay * 2, 1.0)
+
+    def verify_receipt(self, raw: bytes, package: bytes | None = None) -> VerifiedReceipt:
+        """Verify a receipt against the hub certificate."""
+        policy = VerifyPolicy(at=self._clock(), pinned=(self.config.hub_certificate,))
+        return verify_receipt(raw, policy, package)
+
+    # -- inbox -----------------------------------------------------------------------
+
+    async def fetch(self, *, max_items: int | None = None) -> AsyncIterator[InboxItem]:
+        """Everything waiting in the inbox now, verified, one at a time; ends when empty."""
+        queue = await self.channel.get_queue(inbox_queue_name(self.config.system_id), ensure=False)
+        taken = 0
+        while max_items is None or taken < max_items:
+            try:
+                message = await queue.get(no_ack=False, fail=False)
+            except aiormq.exceptions.ChannelAccessRefused as exc:
+                raise AccessRefused(f"cannot read the inbox: {exc}") from None
+            if message is None:
+                return
+            taken += 1
+            item = self._item(message)
+            if item.message_id in self._seen:
+                await message.ack()  # a copy the hub published twice: already stored
+                continue
+            yield item
+
+    def _item(self, message: AbstractIncomingMessage) -> InboxItem:
+        item = InboxItem(kind=message.type or "", body=bytes(message.body),
+                         message_id=message.message_id or "", headers=dict(message.headers or {}),
+                         _message=message, _on_ack=self._after_ack)
+        try:
+            if item.kind == TYPE_RECEIPT:
+                item.receipt = self.verify_receipt(item.body)
+            else:
+                verified = verify(item.body, VerifyPolicy(at=self._clock(),
+                                                          trust_anchors=self.config.trust_anchors))
+                item.signer = verified.signer
+                item.package = read_package(verified.root)
+        except AxisError as error:
+            item.error = error
+        return item
+
+    async def _after_ack(self, item: InboxItem) -> None:
+        self._seen.add(item.message_id)
+        if (self.auto_arrived and isinstance(item.package, DocumentPackage)
+                and item.error is None):
+            organs = item.recipient_organs or (self.config.system_id,)
+            for organ_id in organs:
+                organ = (self.config.organ if self.config.organ and
+                         self.config.organ.organ_id == organ_id else Organization(organ_id))
+                await self.send_status(item.package, StatusCode.ARRIVED, "Đã đến / arrived",
+                                       organ=organ,
+                                       )
+
+    def remember(self, message_ids: set[str]) -> None:
+        """Message ids the application has already stored (de-duplication across runs)."""
+        self._seen |= message_ids
+
+
+__all__ = ["H_CONSIGNMENT", "AgencyClient", "ClientConfig", "InboxItem"]

@@ -1,0 +1,1 @@
+"""The ``axis`` command's groups, assembled by the top-level ``cli.py``."""

@@ -1,0 +1,267 @@
+"""Operator commands: create a hub home, run the hub, register agencies, import the directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from axis.commands.common import JsonOption, emit, read_file, reporting
+from axis.errors import InvalidKeyMaterial, PkiExists
+from axis.settings import Settings, load_settings, write_default_config
+
+HomeOption = typer.Option(None, "--home", envvar="AXIS_HOME",
+                          help="Hub home (default: $AXIS_HOME, else ./.axis).")
+
+agency_app = typer.Typer(help="Register and manage agency systems.", no_args_is_help=True)
+directory_app = typer.Typer(help="The organ directory (organ → serving system).",
+                            no_args_is_help=True)
+
+
+def init(
+    home: Path = typer.Argument(None, help="Folder for the hub home (default: $AXIS_HOME or ./.axis)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a hub home: axis.toml, the PKI (CA, hub key pair) and the SQLite database."""
+    import os
+
+    from axis.pki_files import init_pki
+    from axis.store import Store
+
+    with reporting(as_json):
+        home = home or Path(os.environ.get("AXIS_HOME", ".axis"))
+        if (home / "axis.toml").exists():
+            raise PkiExists(f"{home} is already a hub home (axis.toml exists)")
+        home.mkdir(parents=True, exist_ok=True)
+        config = write_default_config(home)
+        settings = load_settings(home)
+        paths = init_pki(settings.pki_dir, datetime.now(UTC))
+        store = Store(settings.db_url)
+        store.create_all()
+        store.dispose()
+        emit(as_json, {"home": str(home), "config": str(config), "ca": str(paths.ca_cert),
+                       "hub_cert": str(paths.hub_cert), "db_url": settings.db_url},
+             [f"hub home created in {home}", f"  config   {config}",
+              f"  CA       {paths.ca_cert}", f"  hub cert {paths.hub_cert}",
+              f"  database {settings.db_url}",
+              "next: axis agency register ORGAN-ID --name NAME --cert CERT.pem"])
+
+
+def serve(
+    home: Path | None = HomeOption,
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Hub processes competing on axis.submit."),
+    worker_index: int = typer.Option(0, "--worker-index", hidden=True),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Run the hub in the foreground until Ctrl-C / SIGTERM; serves /metrics."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with reporting(False):
+        settings = load_settings(home)
+        if workers > 1:
+            raise typer.Exit(_supervise(settings, workers, log_level))
+        asyncio.run(_serve_one(settings, worker_index))
+
+
+async def _serve_one(settings: Settings, index: int) -> None:
+    from axis.metrics import HubMetrics
+    from axis.pki_files import load_credential
+    from axis.store import Store
+    from routing.hub import Hub, HubConfig
+
+    store = Store(settings.db_url)
+    store.create_all()
+    metrics = HubMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port + index)
+    hub = Hub(HubConfig(amqp_url=settings.amqp_url, prefetch=settings.prefetch,
+                        max_submission_bytes=settings.max_submission_bytes,
+                        queue_type=settings.queue_type),
+              store, load_credential(settings.hub_key_path, settings.hub_cert_path), metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await hub.start()
+        logging.getLogger("axis.hub").info("hub worker %d ready", index)
+        await stop.wait()
+        logging.getLogger("axis.hub").info("stopping: finishing in-flight work")
+    finally:
+        await hub.stop()
+        store.dispose()
+
+
+def _supervise(settings: Settings, workers: int, log_level: str) -> int:
+    """Run N worker processes; forward SIGINT/SIGTERM; exit with the worst status."""
+    cmd = [sys.executable, "-m", "cli", "serve", "--home", str(settings.home),
+           "--log-level", log_level]
+    procs = [subprocess.Popen([*cmd, "--worker-index", str(i)],
+                              cwd=Path(__file__).resolve().parents[2]) for i in range(workers)]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return max(abs(proc.wait()) for proc in procs)
+
+
+@agency_app.command("register")
+def agency_register(
+    organ_id: str = typer.Argument(..., help="The system's own organ id, e.g. 000.00.00.G22."),
+    name: str = typer.Option(..., "--name", help="The organ's name."),
+    cert: Path = typer.Option(..., "--cert", help="The system's signing certificate (PEM)."),
+    serves: list[str] = typer.Option([], "--serves", help="Another organ this system serves."),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Register a system: its broker account, inbox, certificate and the organs it serves.
+
+    The generated broker password is printed once. Example:
+    axis agency register 000.00.00.G22 --name "Văn phòng Chính phủ" --cert g22.pem --json
+    """
+    from axis.registration import register_system
+
+    with reporting(as_json):
+        result = register_system(load_settings(home), organ_id, name,
+                                 read_file(cert, "certificate"), serves)
+        emit(as_json, result, [
+            f"registered system {result['system_id']} ({name})",
+            f"  inbox        {result['inbox']}",
+            f"  amqp user    {result['amqp_user']}",
+            f"  amqp password {result['amqp_password']}   (shown once; keep it safe)"])
+
+
+@agency_app.command("list")
+def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """List the registered systems."""
+    with reporting(as_json), _store(home) as store:
+        systems = [_system_json(store, s.system_id) for s in store.list_systems()]
+        emit(as_json, {"systems": systems},
+             lambda: [f"{s['system_id']:20} {'active' if s['active'] else 'SUSPENDED':9} "
+                      f"{s['name']}" for s in systems] or ["(no systems registered)"])
+
+
+@agency_app.command("show")
+def agency_show(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Show one system: state, served organs, certificates."""
+    with reporting(as_json), _store(home) as store:
+        info = _system_json(store, organ_id)
+        emit(as_json, info, lambda: [f"{k}: {json.dumps(v, ensure_ascii=False)}"
+                                     for k, v in info.items()])
+
+
+@agency_app.command("suspend")
+def agency_suspend(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Suspend a system: its submissions and documents addressed to it are rejected."""
+    _set_active(organ_id, home, as_json, False)
+
+
+@agency_app.command("resume")
+def agency_resume(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Resume a suspended system."""
+    _set_active(organ_id, home, as_json, True)
+
+
+@agency_app.command("add-cert")
+def agency_add_cert(organ_id: str, cert: Path = typer.Option(..., "--cert"),
+                    home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Bind another signing certificate to a system (e.g. before the old one expires)."""
+    with reporting(as_json), _store(home) as store:
+        _require_system(store, organ_id)
+        record = store.add_certificate(organ_id, read_file(cert, "certificate"))
+        emit(as_json, {"system_id": organ_id, "fingerprint": record.fingerprint},
+             [f"certificate {record.fingerprint} bound to {organ_id}"])
+
+
+@agency_app.command("revoke-cert")
+def agency_revoke_cert(organ_id: str, fingerprint: str = typer.Argument(..., help="SHA-256 hex."),
+                       home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Revoke one of a system's certificates: packages signed with it are rejected."""
+    with reporting(as_json), _store(home) as store:
+        _require_system(store, organ_id)
+        store.revoke_certificate(organ_id, fingerprint)
+        emit(as_json, {"system_id": organ_id, "fingerprint": fingerprint, "revoked": True},
+             [f"certificate {fingerprint} of {organ_id} revoked"])
+
+
+@directory_app.command("import")
+def directory_import(csv_file: Path = typer.Argument(..., help="CSV: organ_id,name[,parent_id]"),
+                     home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Import organs in bulk (upsert by organ id), reporting progress."""
+    from axis.directory import read_directory_csv
+
+    with reporting(as_json), _store(home) as store:
+        read_file(csv_file, "directory file")
+        count = store.import_organs(_progress(read_directory_csv(csv_file), as_json))
+        emit(as_json, {"imported": count}, [f"imported {count} organs from {csv_file}"])
+
+
+def _progress(rows: Any, quiet: bool) -> Any:
+    for n, row in enumerate(rows, 1):
+        if not quiet and n % 20000 == 0:
+            typer.echo(f"  {n} organs read…", err=True)
+        yield row
+
+
+def _set_active(organ_id: str, home: Path | None, as_json: bool, active: bool) -> None:
+    with reporting(as_json), _store(home) as store:
+        _require_system(store, organ_id)
+        store.set_system_active(organ_id, active)
+        emit(as_json, {"system_id": organ_id, "active": active},
+             [f"system {organ_id} {'resumed' if active else 'suspended'}"])
+
+
+class _store:
+    """``with _store(home) as store`` — the hub's store, disposed afterwards."""
+
+    def __init__(self, home: Path | None) -> None:
+        self.home = home
+
+    def __enter__(self) -> Any:
+        from axis.store import Store
+
+        self.store = Store(load_settings(self.home).db_url)
+        self.store.create_all()
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.dispose()
+
+
+def _require_system(store: Any, organ_id: str) -> Any:
+    from axis.errors import UnknownAgency
+
+    system = store.get_system(organ_id)
+    if system is None:
+        raise UnknownAgency(f"no system {organ_id!r} is registered")
+    return system
+
+
+def _system_json(store: Any, organ_id: str) -> dict[str, Any]:
+    system = _require_system(store, organ_id)
+    snapshot = store.load_snapshot()
+    served = sorted(o for o, s in snapshot.organ_system.items() if s == organ_id)
+    return {
+        "system_id": system.system_id, "name": system.name, "active": system.active,
+        "inbox": f"axis.inbox.{system.system_id}", "serves": served[:50],
+        "serves_count": len(served),
+        "certificates": [{"fingerprint": c.fingerprint, "subject": c.subject,
+                          "not_after": c.not_after.isoformat(), "revoked": c.revoked}
+                         for c in store.list_certificates(organ_id)],
+    }
+
+
+__all__ = ["InvalidKeyMaterial"]

@@ -1,0 +1,108 @@
+"""The clerk's local inbox folder: one sub-folder per fetched item.
+
+Each item is written to a temporary folder and renamed into place, so a crash
+never leaves half an item, and only then is the message acked::
+
+    inbox/<item id>/package.edxml     the bytes exactly as delivered
+    inbox/<item id>/attachments/…     attachments, unpacked, byte-identical
+    inbox/<item id>/meta.json         kind, parties, subject, verification result
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from axis.client import InboxItem
+from envelopes.model import DocumentPackage, StatusPackage
+from signing.keys import fingerprint
+
+META = "meta.json"
+
+
+class InboxStore:
+    """A folder of fetched inbox items."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def known_ids(self) -> set[str]:
+        """Message ids already stored (so a re-delivered copy is not stored twice)."""
+        return {e["message_id"] for e in self.entries()}
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every stored item's metadata, newest first."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for meta in self.folder.glob(f"*/{META}"):
+            try:
+                found.append(json.loads(meta.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        return sorted(found, key=lambda e: e.get("stored_at", ""), reverse=True)
+
+    def save(self, item: InboxItem) -> dict[str, Any]:
+        """Store one item durably; returns its metadata."""
+        item_id = _safe(item.message_id or f"{item.kind}-{datetime.now(UTC).timestamp()}")
+        final = self.folder / item_id
+        tmp = self.folder / f".{item_id}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        name = "receipt.xml" if item.kind == "receipt" else "package.edxml"
+        (tmp / name).write_bytes(item.body)
+        meta = _meta(item, item_id)
+        if isinstance(item.package, DocumentPackage):
+            attachments = tmp / "attachments"
+            attachments.mkdir()
+            for att in item.package.attachments:
+                (attachments / _safe(att.attachment_name)).write_bytes(att.data)
+        (tmp / META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        return meta
+
+
+def _meta(item: InboxItem, item_id: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "id": item_id, "message_id": item.message_id, "kind": item.kind,
+        "stored_at": datetime.now(UTC).isoformat(), "headers": {k: str(v) for k, v in
+                                                               item.headers.items()},
+        "verified": item.error is None,
+    }
+    if item.error is not None:
+        meta["error"] = item.error.to_dict()
+        meta["summary"] = f"NOT VERIFIED: {item.error.code}"
+    if item.signer is not None:
+        meta["signer"] = {"subject": item.signer.subject.rfc4514_string(),
+                          "fingerprint": fingerprint(item.signer)}
+    package = item.package
+    if isinstance(package, DocumentPackage):
+        meta.update(document_id=package.document_id, sender=package.sender.organ_id,
+                    subject=package.subject,
+                    attachments=[{"name": a.attachment_name, "sha256": a.sha256, "size": a.size}
+                                 for a in package.attachments])
+        meta.setdefault("summary", f"{package.document_id} from {package.sender.organ_id}: "
+                                   f"{package.subject}")
+    elif isinstance(package, StatusPackage):
+        code = package.status_code
+        meta.update(document_id=package.document_id, sender=package.sender.organ_id,
+                    status_code=code.value)
+        meta.setdefault("summary", f"status {code.value} {code.vi} ({code.en}) from "
+                                   f"{package.sender.organ_id} about {package.document_id}")
+    elif item.receipt is not None:
+        r = item.receipt.receipt
+        meta.update(event=r.event, document_id=r.document_id, consignment=r.message_id,
+                    error_code=r.error_code or None)
+        meta.setdefault("summary", f"receipt: {r.event} {r.message_id}"
+                                   + (f" ({r.error_code})" if r.error_code else ""))
+    meta.setdefault("summary", item.kind)
+    return meta
+
+
+def _safe(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_.," else "_" for c in name).strip(".")
+    return cleaned or "item"

@@ -1,0 +1,205 @@
+"""Signed receipts: the hub's proof that a submission was accepted, rejected or delivered.
+
+A receipt is a small XML document in the Axis receipt namespace, signed by the hub
+with an enveloped XMLDSig (verifiable by ``xmlsec1`` with the hub certificate).
+Building, reading and verifying receipts is pure: ids, times and keys come in as
+arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from lxml import etree
+
+from axis.errors import ReceiptMalformed, ReceiptPackageMismatch
+from envelopes.xmlsafe import XmlLimits, parse_tree
+from signing.keys import SigningKey, fingerprint
+from signing.sign import sign_document
+from signing.verify import VerifyPolicy, verify
+
+RECEIPT_NS = "urn:axis:receipt:1"
+Event = Literal["accepted", "rejected", "delivered"]
+EVENTS: tuple[Event, ...] = ("accepted", "rejected", "delivered")
+_RECEIPT_LIMITS = XmlLimits(max_bytes=1024 * 1024, max_depth=16)
+_Q = f"{{{RECEIPT_NS}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a receipt states. ``error_code``/``reason`` are set only for ``rejected``."""
+
+    receipt_id: str
+    event: Event
+    message_id: str
+    package_sha256: str
+    hub_time: datetime
+    sender_system: str = ""
+    sender_organ: str = ""
+    document_id: str = ""
+    recipients: tuple[str, ...] = ()
+    error_code: str = ""
+    reason: str = ""
+    kind: str = "edoc"
+    recipient_system: str = ""
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedReceipt:
+    """A receipt whose hub signature verified, with the certificate that signed it."""
+
+    receipt: Receipt
+    signer_subject: str
+    signer_fingerprint: str
+    raw: bytes = field(default=b"", repr=False)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256, the digest receipts name packages by."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def receipt_xml(receipt: Receipt) -> bytes:
+    """The unsigned receipt document."""
+    root = etree.Element(_Q + "Receipt", nsmap={"axis": RECEIPT_NS})
+    root.set("version", "1")
+    _text(root, "ReceiptId", receipt.receipt_id)
+    _text(root, "Event", receipt.event)
+    _text(root, "Kind", receipt.kind)
+    _text(root, "MessageId", receipt.message_id)
+    _text(root, "DocumentId", receipt.document_id)
+    sender = etree.SubElement(root, _Q + "Sender")
+    _text(sender, "System", receipt.sender_system)
+    _text(sender, "Organ", receipt.sender_organ)
+    recipients = etree.SubElement(root, _Q + "Recipients")
+    if receipt.recipient_system:
+        recipients.set("system", receipt.recipient_system)
+    for organ in receipt.recipients:
+        _text(recipients, "Organ", organ)
+    _text(root, "PackageSha256", receipt.package_sha256)
+    _text(root, "HubTime", _format_time(receipt.hub_time))
+    if receipt.event == "rejected":
+        error = _text(root, "Error", receipt.reason)
+        error.set("code", receipt.error_code)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def sign_receipt(receipt: Receipt, hub_key: SigningKey) -> bytes:
+    """The receipt, signed by the hub (enveloped XMLDSig, signature last)."""
+    return sign_document(receipt_xml(receipt), hub_key)
+
+
+def read_receipt(root: etree._Element) -> Receipt:
+    """The receipt a (verified) tree states; malformed content raises ``ReceiptMalformed``."""
+    if root.tag != _Q + "Receipt":
+        raise ReceiptMalformed(f"root element is {root.tag!r}, not an Axis receipt")
+    event = _required(root, "Event")
+    if event not in EVENTS:
+        raise ReceiptMalformed(f"unknown receipt event {event!r}", path="/Receipt/Event")
+    error = root.find(_Q + "Error")
+    recipients = root.find(_Q + "Recipients")
+    return Receipt(
+        receipt_id=_required(root, "ReceiptId"),
+        event=event,  # type: ignore[arg-type]  # checked against EVENTS above
+        kind=_optional(root, "Kind") or "edoc",
+        message_id=_required(root, "MessageId"),
+        document_id=_optional(root, "DocumentId"),
+        sender_system=_optional(root, "Sender/axis:System"),
+        sender_organ=_optional(root, "Sender/axis:Organ"),
+        recipients=tuple(
+            (e.text or "") for e in (recipients if recipients is not None else [])
+        ),
+        recipient_system=(recipients.get("system", "") if recipients is not None else ""),
+        package_sha256=_required(root, "PackageSha256"),
+        hub_time=_parse_time(_required(root, "HubTime")),
+        error_code=(error.get("code", "") if error is not None else ""),
+        reason=((error.text or "") if error is not None else ""),
+    )
+
+
+def verify_receipt(
+    raw: bytes, policy: VerifyPolicy, package: bytes | None = None
+) -> VerifiedReceipt:
+    """Verify the hub's signature on ``raw`` and, given ``package``, that it is the one named.
+
+    Raises a ``signature.*`` error for a bad signature or certificate,
+    ``receipt.malformed`` for a receipt that does not read, and
+    ``receipt.package_mismatch`` when the package's SHA-256 differs.
+    """
+    verified = verify(parse_tree(raw, _RECEIPT_LIMITS), policy)
+    receipt = read_receipt(verified.root)
+    if package is not None and sha256_hex(package) != receipt.package_sha256:
+        raise ReceiptPackageMismatch(
+            "the package's SHA-256 is not the one this receipt names",
+            expected=receipt.package_sha256,
+            actual=sha256_hex(package),
+        )
+    return VerifiedReceipt(
+        receipt=receipt,
+        signer_subject=verified.signer.subject.rfc4514_string(),
+        signer_fingerprint=fingerprint(verified.signer),
+        raw=raw,
+    )
+
+
+def describe(receipt: Receipt) -> str:
+    """One plain sentence saying what the receipt proves."""
+    when = _format_time(receipt.hub_time)
+    who = f"{receipt.sender_organ or '?'} (system {receipt.sender_system or '?'})"
+    doc = f"document {receipt.document_id!r}" if receipt.document_id else "a package"
+    to = ", ".join(receipt.recipients) or "no recipient"
+    if receipt.event == "accepted":
+        return (f"At {when} the hub accepted {doc} (consignment {receipt.message_id!r}) "
+                f"from {who} and routed it to {to}.")
+    if receipt.event == "delivered":
+        return (f"At {when} the hub recorded that {doc} (consignment {receipt.message_id!r}) "
+                f"from {who} arrived at {to}.")
+    return (f"At {when} the hub rejected consignment {receipt.message_id!r} from {who}: "
+            f"{receipt.error_code}: {receipt.reason}")
+
+
+def _text(parent: etree._Element, name: str, value: str) -> etree._Element:
+    child = etree.SubElement(parent, _Q + name)
+    child.text = value
+    return child
+
+
+def _optional(root: etree._Element, path: str) -> str:
+    found = root.find("axis:" + path, namespaces={"axis": RECEIPT_NS})
+    return (found.text or "") if found is not None else ""
+
+
+def _required(root: etree._Element, name: str) -> str:
+    value = _optional(root, name)
+    if not value:
+        raise ReceiptMalformed(f"receipt has no {name}", path=f"/Receipt/{name}")
+    return value
+
+
+def _format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise ReceiptMalformed(f"HubTime {text!r} is not a UTC timestamp") from None
+
+
+__all__ = [
+    "EVENTS",
+    "RECEIPT_NS",
+    "Receipt",
+    "VerifiedReceipt",
+    "describe",
+    "read_receipt",
+    "receipt_xml",
+    "sha256_hex",
+    "sign_receipt",
+    "verify_receipt",
+]

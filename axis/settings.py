@@ -1,0 +1,253 @@
+"""Hub settings: the hub home, ``axis.toml`` and the environment overrides.
+
+The hub home (``--home``, else ``$AXIS_HOME``, else ``./.axis``) holds ``axis.toml``,
+the SQLite database by default and the PKI (``pki/ca.pem``, ``pki/hub.pem``,
+``pki/hub.key``). ``AXIS_AMQP_URL``, ``AXIS_DB_URL`` and ``AXIS_MANAGEMENT_URL``
+override the file so containers can inject credentials without editing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from axis.errors import HubHomeMissing, InvalidSettings
+
+CONFIG_NAME = "axis.toml"
+DEFAULT_HOME = Path(".axis")
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672/"
+DEFAULT_MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
+QUEUE_TYPES = frozenset({"quorum", "classic"})
+
+_ENV_OVERRIDES = {
+    "AXIS_AMQP_URL": "amqp_url",
+    "AXIS_DB_URL": "db_url",
+    "AXIS_MANAGEMENT_URL": "management_url",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the hub process needs to start.
+
+    ``vhost`` and ``hub_user`` are derived from ``amqp_url`` when left empty; a
+    ``vhost`` that disagrees with the URL is refused rather than silently ignored.
+    """
+
+    home: Path
+    amqp_url: str
+    db_url: str
+    management_url: str
+    vhost: str = ""
+    max_submission_bytes: int = DEFAULT_MAX_SUBMISSION_BYTES
+    prefetch: int = 64
+    metrics_port: int = 9464
+    hub_user: str = ""
+    queue_type: str = "quorum"
+
+    def __post_init__(self) -> None:
+        _check_url("amqp_url", self.amqp_url, {"amqp", "amqps"})
+        _check_url("management_url", self.management_url, {"http", "https"})
+        _check_db_url(self.db_url)
+        derived = vhost_from_url(self.amqp_url)
+        if not self.vhost:
+            object.__setattr__(self, "vhost", derived)
+        elif self.vhost != derived:
+            raise InvalidSettings(
+                f"vhost {self.vhost!r} disagrees with amqp_url (which names {derived!r})"
+            )
+        if not self.hub_user:
+            object.__setattr__(self, "hub_user", unquote(urlsplit(self.amqp_url).username or ""))
+        if not self.hub_user:
+            raise InvalidSettings("hub_user is empty and amqp_url names no user")
+        _check_int("max_submission_bytes", self.max_submission_bytes, 1, 2**31)
+        _check_int("prefetch", self.prefetch, 1, 65535)
+        _check_int("metrics_port", self.metrics_port, 0, 65535)
+        if self.queue_type not in QUEUE_TYPES:
+            raise InvalidSettings(
+                f"queue_type must be one of {sorted(QUEUE_TYPES)}, not {self.queue_type!r}"
+            )
+
+    @property
+    def pki_dir(self) -> Path:
+        """Folder of the hub's CA and signing key pair."""
+        return self.home / "pki"
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self.pki_dir / "ca.pem"
+
+    @property
+    def hub_cert_path(self) -> Path:
+        return self.pki_dir / "hub.pem"
+
+    @property
+    def hub_key_path(self) -> Path:
+        return self.pki_dir / "hub.key"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_NAME
+
+
+def vhost_from_url(amqp_url: str) -> str:
+    """The virtual host an AMQP URL names (``/`` when the path is empty or ``/``)."""
+    path = urlsplit(amqp_url).path
+    if path in ("", "/"):
+        return "/"
+    return unquote(path[1:])
+
+
+def default_db_url(home: Path) -> str:
+    """``sqlite:///<home>/axis.db`` with an absolute path."""
+    return f"sqlite:///{(home / 'axis.db').resolve()}"
+
+
+def resolve_home(home: Path | None, env: Mapping[str, str]) -> Path:
+    """The hub home: the argument, else ``$AXIS_HOME``, else ``./.axis``."""
+    if home is not None:
+        return home
+    if env.get("AXIS_HOME"):
+        return Path(env["AXIS_HOME"])
+    return DEFAULT_HOME
+
+
+def load_settings(home: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``<home>/axis.toml`` and apply the environment overrides.
+
+    Raises :class:`HubHomeMissing` when the home or its ``axis.toml`` does not exist
+    and :class:`InvalidSettings` for unreadable TOML, unknown keys or bad values.
+    """
+    env = os.environ if env is None else env
+    home = resolve_home(home, env)
+    config = home / CONFIG_NAME
+    if not home.is_dir():
+        raise HubHomeMissing(
+            f"hub home {home} does not exist; run `axis init` first", path=str(home)
+        )
+    if not config.is_file():
+        raise HubHomeMissing(
+            f"{config} does not exist; run `axis init --home {home}` first", path=str(config)
+        )
+    values = _read_toml(config)
+    for variable, key in _ENV_OVERRIDES.items():
+        if env.get(variable):
+            values[key] = env[variable]
+    return _build(home, values)
+
+
+def write_default_config(home: Path) -> Path:
+    """Create ``home`` and write the default ``axis.toml`` into it; return its path.
+
+    An existing ``axis.toml`` is left untouched (operators edit it), so running
+    ``axis init`` twice is harmless. The file holds credentials: mode 0600.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / CONFIG_NAME
+    if config.exists():
+        return config
+    # JSON string escaping is valid TOML basic-string escaping.
+    text = DEFAULT_CONFIG_TEMPLATE.format(
+        amqp_url=json.dumps(DEFAULT_AMQP_URL),
+        db_url=json.dumps(default_db_url(home)),
+        management_url=json.dumps(DEFAULT_MANAGEMENT_URL),
+        max_submission_bytes=DEFAULT_MAX_SUBMISSION_BYTES,
+    )
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return config
+
+
+DEFAULT_CONFIG_TEMPLATE = """\
+# Axis hub configuration. Every key is optional; the values below are the defaults.
+# AXIS_AMQP_URL, AXIS_DB_URL and AXIS_MANAGEMENT_URL override the first three.
+
+# The hub's AMQP connection; its path is the virtual host ("/" when empty).
+amqp_url = {amqp_url}
+# SQLAlchemy URL: sqlite:///<absolute path> or postgresql://user@host/db.
+db_url = {db_url}
+# RabbitMQ management API, used to provision system accounts and inboxes.
+management_url = {management_url}
+# Largest package the hub accepts, in bytes.
+max_submission_bytes = {max_submission_bytes}
+# Unacknowledged submissions per hub consumer.
+prefetch = 64
+# Prometheus /metrics port; 0 turns the endpoint off.
+metrics_port = 9464
+# "quorum" (replicated, the default) or "classic" queues.
+queue_type = "quorum"
+# The broker user the hub publishes as; defaults to the amqp_url user.
+# hub_user = "axis-hub"
+"""
+
+
+def _read_toml(config: Path) -> dict[str, Any]:
+    try:
+        with config.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidSettings(f"{config} is not valid TOML: {exc}", path=str(config)) from exc
+    except OSError as exc:
+        raise InvalidSettings(f"cannot read {config}: {exc}", path=str(config)) from exc
+
+
+_KEYS = {f.name for f in fields(Settings)} - {"home"}
+
+
+def _build(home: Path, values: Mapping[str, Any]) -> Settings:
+    unknown = sorted(set(values) - _KEYS)
+    if unknown:
+        raise InvalidSettings(f"unknown setting(s) {', '.join(unknown)} in {home / CONFIG_NAME}")
+    db_url = values.get("db_url", default_db_url(home))
+    if isinstance(db_url, str):
+        db_url = _anchor_sqlite(db_url, home)
+    merged: dict[str, Any] = {
+        "amqp_url": values.get("amqp_url", DEFAULT_AMQP_URL),
+        "db_url": db_url,
+        "management_url": values.get("management_url", DEFAULT_MANAGEMENT_URL),
+    }
+    merged.update({k: v for k, v in values.items() if k not in merged})
+    for name in ("amqp_url", "db_url", "management_url", "vhost", "hub_user", "queue_type"):
+        if name in merged and not isinstance(merged[name], str):
+            raise InvalidSettings(f"{name} must be a string, not {merged[name]!r}")
+    return Settings(home=home, **merged)
+
+
+def _anchor_sqlite(db_url: str, home: Path) -> str:
+    """Make a relative SQLite path relative to the hub home, not the working directory."""
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix):
+        return db_url
+    path = db_url[len(prefix) :]
+    if not path or path.startswith("/") or path.startswith(":memory:"):
+        return db_url
+    return prefix + str((home / path).resolve())
+
+
+def _check_url(name: str, url: str, schemes: set[str]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise InvalidSettings(f"{name} must be a {'/'.join(sorted(schemes))} URL with a host")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidSettings(f"{name} has an invalid port: {exc}") from exc
+
+
+def _check_db_url(url: str) -> None:
+    scheme = url.split(":", 1)[0]
+    if scheme.split("+", 1)[0] not in {"sqlite", "postgresql", "postgres"} or "://" not in url:
+        raise InvalidSettings("db_url must be a sqlite:/// or postgresql:// URL")
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidSettings(f"{name} must be an integer in [{low}, {high}], not {value!r}")

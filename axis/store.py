@@ -1,0 +1,641 @@
+"""The hub database: registry, submissions (with their receipts), deliveries, trace.
+
+SQLite (WAL, busy timeout) by default, PostgreSQL by URL, with the same code.
+Methods are synchronous; the async hub calls them in a worker thread. Plain frozen
+dataclasses cross this API, never ORM objects. Routing never queries per message:
+it reads the :class:`~axis.registry.RegistrySnapshot` from :meth:`Store.load_snapshot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from sqlalchemy import Column, DateTime, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+from axis.errors import (
+    AgencyExists,
+    CertificateInUse,
+    InvalidKeyMaterial,
+    OrganAlreadyServed,
+    UnknownAgency,
+)
+from axis.registry import (
+    CertInfo,
+    OrganRow,
+    RegistrySnapshot,
+    SystemInfo,
+    build_snapshot,
+    normalize_fingerprint,
+)
+from envelopes.ids import validate_organ_id
+
+if TYPE_CHECKING:
+    from routing.decide import DocumentParties
+
+__all__ = [
+    "CertificateRecord", "DeliveryRecord", "DuplicateSubmission", "OrganRow", "Store",
+    "SubmissionRecord", "SystemRecord", "TraceEvent",
+]  # fmt: skip
+
+SubmissionKind = Literal["edoc", "status"]
+Outcome = Literal["accepted", "rejected"]
+EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered", "status"]
+_ID = 35  # longest organ identifier
+
+# -- schema ------------------------------------------------------------------------------
+
+
+def _when(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _text(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(Text, nullable=nullable))
+
+
+class SystemTable(SQLModel, table=True):
+    __tablename__ = "systems"
+    system_id: str = Field(primary_key=True, max_length=_ID)
+    name: str
+    active: bool = True
+    created_at: datetime = _when()
+
+
+class OrganTable(SQLModel, table=True):
+    __tablename__ = "organs"
+    organ_id: str = Field(primary_key=True, max_length=_ID)
+    name: str
+    parent_id: str | None = Field(default=None, max_length=_ID)
+    # The system explicitly serving this organ: its operator, or assigned by `--serves`.
+    system_id: str | None = Field(
+        default=None, sa_column=Column(String(_ID), ForeignKey("systems.system_id"), index=True)
+    )
+
+
+class CertificateTable(SQLModel, table=True):
+    __tablename__ = "certificates"
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    system_id: str = Field(foreign_key="systems.system_id", max_length=_ID, index=True)
+    pem: str = _text()
+    subject: str = _text()
+    not_before: datetime = _when()
+    not_after: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class SubmissionTable(SQLModel, table=True):
+    __tablename__ = "submissions"
+    # This UNIQUE constraint is the cross-process deduplication of consignments.
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "message_id", name="uq_submissions_user_message"),
+        {"sqlite_autoincrement": True},
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=255)
+    message_id: str = Field(max_length=300)
+    kind: str = Field(max_length=16)
+    sha256: str = Field(max_length=64)
+    document_id: str | None = Field(default=None, max_length=255, index=True)
+    sender_organ: str | None = Field(default=None, max_length=_ID)
+    outcome: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=128)
+    reason: str | None = _text(nullable=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = _when()
+
+
+class DeliveryTable(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    submission_id: int = Field(foreign_key="submissions.id", primary_key=True)
+    system_id: str = Field(primary_key=True, max_length=_ID, index=True)
+    organs: str = _text()
+    published_at: datetime = _when()
+    delivered_at: datetime | None = _when(nullable=True)
+    # The hub's signed "delivered" receipt, made when the recipient's status 01 came.
+    receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class TraceEventTable(SQLModel, table=True):
+    __tablename__ = "trace_events"
+    __table_args__ = (
+        Index("ix_trace_events_document_id", "document_id"),
+        Index("ix_trace_events_message_id", "message_id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str | None = Field(default=None, max_length=255)
+    message_id: str = Field(max_length=255)
+    event: str = Field(max_length=16)
+    system_id: str = Field(max_length=255)
+    organ_id: str | None = _text(nullable=True)  # comma-joined for a multi-organ delivery
+    status_code: str | None = Field(default=None, max_length=16)
+    error_code: str | None = Field(default=None, max_length=128)
+    detail: str | None = _text(nullable=True)
+    at: datetime = _when()
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+SYSTEMS, ORGANS, CERTS = _table(SystemTable), _table(OrganTable), _table(CertificateTable)
+SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(TraceEventTable)
+TABLES = (SYSTEMS, ORGANS, CERTS, SUBS, DELIVS, EVENTS)
+
+# -- values crossing the API -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SystemRecord:
+    system_id: str
+    name: str
+    active: bool
+    created_at: datetime
+    organs: tuple[str, ...]
+    """Organs explicitly assigned to the system (its own first), not their descendants."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    fingerprint: str
+    system_id: str
+    pem: bytes
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmissionRecord:
+    """One consignment as received, accepted or rejected, with its receipt."""
+
+    user_id: str
+    message_id: str
+    kind: SubmissionKind
+    sha256: str
+    outcome: Outcome
+    raw: bytes
+    receipt: bytes
+    received_at: datetime
+    document_id: str | None = None
+    sender_organ: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryRecord:
+    """A copy published to one recipient system's inbox; delivered = its status 01 came."""
+
+    system_id: str
+    organs: tuple[str, ...]
+    published_at: datetime
+    delivered_at: datetime | None = None
+    submission_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceEvent:
+    """One step of a document's life: ``system_id`` is the system acting or receiving."""
+
+    event: EventKind
+    at: datetime
+    message_id: str
+    system_id: str
+    document_id: str | None = None
+    organ_id: str | None = None
+    status_code: str | None = None
+    error_code: str | None = None
+    detail: str | None = None
+    id: int | None = None
+
+
+class DuplicateSubmission(Exception):  # internal signal, deliberately not an AxisError
+    """The (user_id, message_id) pair was recorded before: replay ``existing.receipt``."""
+
+    def __init__(self, existing: SubmissionRecord) -> None:
+        super().__init__(f"duplicate consignment {existing.user_id}/{existing.message_id}")
+        self.existing = existing
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+class Store:
+    """The hub database behind a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = _make_engine(url)
+
+    def create_all(self) -> None:
+        """Create the missing tables and indexes (idempotent)."""
+        SQLModel.metadata.create_all(self.engine, tables=list(TABLES))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # systems and organs
+
+    def add_system(self, system_id: str, name: str, serves: Sequence[str] = ()) -> None:
+        """Register a system operated by organ ``system_id`` and explicitly serving ``serves``.
+
+        Organs missing from the directory are created (named after the system for its
+        own organ); a later directory import fills in their names and parents.
+        """
+        wanted = [validate_organ_id(system_id), *map(validate_organ_id, serves)]
+        organs = list(dict.fromkeys(wanted))
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(_system_query(system_id)).first() is not None:
+                    raise AgencyExists(f"system {system_id} is already registered")
+                conn.execute(sa.insert(SYSTEMS).values(
+                    system_id=system_id, name=name, active=True, created_at=_now()))
+                for organ in organs:
+                    _assign(conn, organ, system_id, name if organ == system_id else organ)
+        except IntegrityError as exc:
+            raise AgencyExists(f"system {system_id} is already registered") from exc
+
+    def get_system(self, system_id: str) -> SystemRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_system_query(system_id)).first()
+            return None if row is None else _system_record(conn, row)
+
+    def list_systems(self) -> list[SystemRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(SYSTEMS).order_by(SYSTEMS.c.system_id)).all()
+            return [_system_record(conn, row) for row in rows]
+
+    def set_system_active(self, system_id: str, active: bool) -> None:
+        """Suspend (False) or resume (True) a system; raises :class:`UnknownAgency`."""
+        with self.engine.begin() as conn:
+            query = sa.update(SYSTEMS).where(SYSTEMS.c.system_id == system_id)
+            if conn.execute(query.values(active=active)).rowcount == 0:
+                raise UnknownAgency(f"no system {system_id} is registered")
+
+    def import_organs(self, rows: Iterable[OrganRow], batch_size: int = 5000) -> int:
+        """Upsert directory rows by ``organ_id`` in one transaction; return how many.
+
+        Names and parents are replaced; explicit system assignments are kept.
+        """
+        count = 0
+        with self.engine.begin() as conn:
+            statement = _organ_upsert(conn)
+            for batch in _batches(rows, batch_size):
+                conn.execute(statement, batch)
+                count += len(batch)
+        return count
+
+    def load_snapshot(self) -> RegistrySnapshot:
+        """Read the whole registry into an immutable in-memory snapshot."""
+        with self.engine.connect() as conn:
+            certs: dict[str, dict[str, CertInfo]] = {}
+            for cert in conn.execute(sa.select(CERTS)):
+                certs.setdefault(cert.system_id, {})[cert.fingerprint] = _cert_info(cert)
+            systems = [
+                SystemInfo(row.system_id, row.name, row.active, certs.get(row.system_id, {}))
+                for row in conn.execute(sa.select(SYSTEMS))
+            ]
+            columns = (ORGANS.c.organ_id, ORGANS.c.name, ORGANS.c.parent_id, ORGANS.c.system_id)
+            organs = conn.execute(sa.select(*columns)).all()
+        assigned = {organ: system for organ, _, _, system in organs if system is not None}
+        rows = (OrganRow(organ, name, parent) for organ, name, parent, _ in organs)
+        return build_snapshot(systems, rows, assigned)
+
+    # certificates
+
+    def add_certificate(self, system_id: str, pem: bytes) -> CertificateRecord:
+        """Register a signing certificate (PEM) to a system; idempotent for the same system."""
+        cert = _load_certificate(pem)
+        fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+        with self.engine.begin() as conn:
+            if conn.execute(_system_query(system_id)).first() is None:
+                raise UnknownAgency(f"no system {system_id} is registered")
+            existing = conn.execute(_cert_query(fingerprint)).first()
+            if existing is not None:
+                if existing.system_id != system_id:
+                    raise CertificateInUse(
+                        f"certificate {fingerprint} is registered to {existing.system_id}")
+                return _cert_record(existing)
+            values = {
+                "fingerprint": fingerprint, "system_id": system_id,
+                "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                "subject": cert.subject.rfc4514_string(), "revoked_at": None,
+                "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
+            }  # fmt: skip
+            conn.execute(sa.insert(CERTS).values(**values))
+            return _cert_record(conn.execute(_cert_query(fingerprint)).one())
+
+    def list_certificates(self, system_id: str) -> list[CertificateRecord]:
+        query = sa.select(CERTS).where(CERTS.c.system_id == system_id)
+        with self.engine.connect() as conn:
+            return [_cert_record(row) for row in conn.execute(query.order_by(CERTS.c.not_before))]
+
+    def revoke_certificate(
+        self, system_id: str, fingerprint: str, at: datetime | None = None
+    ) -> CertificateRecord:
+        """Mark a system's certificate revoked (the first revocation time is kept)."""
+        fingerprint = normalize_fingerprint(fingerprint)
+        with self.engine.begin() as conn:
+            row = conn.execute(_cert_query(fingerprint)).first()
+            if row is None or row.system_id != system_id:
+                raise UnknownAgency(f"no certificate {fingerprint} is registered to {system_id}")
+            if row.revoked_at is None:
+                query = sa.update(CERTS).where(CERTS.c.fingerprint == fingerprint)
+                conn.execute(query.values(revoked_at=_to_db(at or _now())))
+            return _cert_record(conn.execute(_cert_query(fingerprint)).one())
+
+    # submissions, deliveries and the trace
+
+    def find_submission(self, user_id: str, message_id: str) -> SubmissionRecord | None:
+        query = sa.select(SUBS).where(SUBS.c.user_id == user_id, SUBS.c.message_id == message_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _submission(row)
+
+    def record_submission(
+        self,
+        record: SubmissionRecord,
+        deliveries: Sequence[DeliveryRecord],
+        events: Sequence[TraceEvent],
+    ) -> SubmissionRecord:
+        """Store a submission, its deliveries and trace events in ONE transaction.
+
+        Raises :class:`DuplicateSubmission` when (user_id, message_id) exists already,
+        whichever process recorded it.
+        """
+        values = _submission_values(record)
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(sa.insert(SUBS).values(**values))
+                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                if deliveries:
+                    rows = [_delivery_values(d, new_id) for d in deliveries]
+                    conn.execute(sa.insert(DELIVS), rows)
+                if events:
+                    conn.execute(sa.insert(EVENTS), [_event_values(e) for e in events])
+        except IntegrityError:
+            existing = self.find_submission(record.user_id, record.message_id)
+            if existing is None:
+                raise
+            raise DuplicateSubmission(existing) from None
+        return replace(record, id=new_id)
+
+    def mark_delivered(
+        self, document_id: str, system_id: str, at: datetime, receipt: bytes | None = None
+    ) -> int:
+        """Record when ``system_id`` confirmed receipt of ``document_id`` (status 01).
+
+        ``receipt`` is the hub's signed "delivered" receipt. Only the first confirmation
+        counts; returns the number of deliveries changed.
+        """
+        accepted = sa.select(SUBS.c.id).where(*_accepted_edoc(document_id))
+        query = sa.update(DELIVS).where(
+            DELIVS.c.submission_id.in_(accepted),
+            DELIVS.c.system_id == system_id,
+            DELIVS.c.delivered_at.is_(None),
+        )
+        with self.engine.begin() as conn:
+            changed = conn.execute(query.values(delivered_at=_to_db(at), receipt=receipt))
+            return int(changed.rowcount)
+
+    def add_events(self, events: Sequence[TraceEvent]) -> None:
+        if events:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(EVENTS), [_event_values(e) for e in events])
+
+    def trace(self, document_id_or_message_id: str) -> list[TraceEvent]:
+        """Every event naming this document id or message id, in time order."""
+        key = document_id_or_message_id
+        query = sa.select(EVENTS).where(sa.or_(EVENTS.c.document_id == key,
+                                               EVENTS.c.message_id == key))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(EVENTS.c.at, EVENTS.c.id)).all()
+        return [_event(row) for row in rows]
+
+    def parties(self, document_id: str) -> set[str]:
+        """Sender and recipient systems of the accepted edoc submissions of a document."""
+        senders = sa.select(SUBS.c.user_id).where(*_accepted_edoc(document_id))
+        recipients = sa.select(DELIVS.c.system_id).join(SUBS).where(*_accepted_edoc(document_id))
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.union(senders, recipients)).scalars())
+
+    def document_parties(self, document_id: str) -> DocumentParties | None:
+        """Sender (system, organ) and recipient systems → organs of an accepted document."""
+        from routing.decide import DocumentParties  # the hub pipeline owns this value type
+
+        original = self.find_document(document_id)
+        if original is None:
+            return None
+        recipients = {d.system_id: d.organs for d in self.deliveries(document_id)}
+        return DocumentParties(document_id, original.user_id, original.sender_organ or "",
+                               recipients)  # fmt: skip
+
+    def delivered_receipts(self, document_id: str) -> list[bytes]:
+        """The signed "delivered" receipts of a document, in delivery order."""
+        query = sa.select(DELIVS.c.receipt).join(SUBS).where(
+            *_accepted_edoc(document_id), DELIVS.c.receipt.is_not(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(DELIVS.c.delivered_at, DELIVS.c.system_id))
+            return [bytes(receipt) for receipt in rows.scalars()]
+
+    def find_document(self, document_id: str) -> SubmissionRecord | None:
+        """The (first) accepted edoc submission carrying ``document_id``."""
+        query = sa.select(SUBS).where(*_accepted_edoc(document_id)).order_by(SUBS.c.id).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _submission(row)
+
+    def deliveries(self, document_id: str) -> list[DeliveryRecord]:
+        """The deliveries of the accepted edoc submissions of a document."""
+        query = sa.select(DELIVS).join(SUBS).where(*_accepted_edoc(document_id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(DELIVS.c.submission_id, DELIVS.c.system_id))
+            return [_delivery(row) for row in rows]
+
+    def get_receipt(self, user_id: str, message_id: str) -> bytes | None:
+        query = sa.select(SUBS.c.receipt).where(
+            SUBS.c.user_id == user_id, SUBS.c.message_id == message_id)
+        with self.engine.connect() as conn:
+            receipt = conn.execute(query).scalar()
+        return None if receipt is None else bytes(receipt)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    # The pool hands a connection to one thread at a time; the hub uses worker threads.
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_db(value: datetime) -> datetime:
+    """UTC everywhere: SQLite keeps no time zone, so naive means UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _from_db(value: datetime) -> datetime:
+    return _to_db(value)
+
+
+def _opt(value: datetime | None) -> datetime | None:
+    return None if value is None else _to_db(value)
+
+
+def _system_query(system_id: str) -> sa.Select[Any]:
+    return sa.select(SYSTEMS).where(SYSTEMS.c.system_id == system_id)
+
+
+def _cert_query(fingerprint: str) -> sa.Select[Any]:
+    return sa.select(CERTS).where(CERTS.c.fingerprint == fingerprint)
+
+
+def _accepted_edoc(document_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (SUBS.c.document_id == document_id, SUBS.c.outcome == "accepted",
+            SUBS.c.kind == "edoc")  # fmt: skip
+
+
+def _assign(conn: Connection, organ: str, system_id: str, default_name: str) -> None:
+    current = conn.execute(sa.select(ORGANS.c.system_id).where(ORGANS.c.organ_id == organ))
+    row = current.first()
+    if row is None:
+        conn.execute(sa.insert(ORGANS).values(
+            organ_id=organ, name=default_name, parent_id=None, system_id=system_id))
+    elif row.system_id not in (None, system_id):
+        raise OrganAlreadyServed(f"organ {organ} is already served by system {row.system_id}")
+    else:
+        query = sa.update(ORGANS).where(ORGANS.c.organ_id == organ)
+        conn.execute(query.values(system_id=system_id))
+
+
+def _organ_upsert(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(ORGANS)
+    return statement.on_conflict_do_update(
+        index_elements=[ORGANS.c.organ_id],
+        set_={"name": statement.excluded.name, "parent_id": statement.excluded.parent_id},
+    )
+
+
+def _batches(rows: Iterable[OrganRow], size: int) -> Iterator[list[dict[str, Any]]]:
+    # Deduplicated per batch: one statement must not upsert the same key twice.
+    batch: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        validate_organ_id(row.organ_id)
+        if row.parent_id is not None:
+            validate_organ_id(row.parent_id)
+        batch[row.organ_id] = {"organ_id": row.organ_id, "name": row.name,
+                               "parent_id": row.parent_id}  # fmt: skip
+        if len(batch) >= size:
+            yield list(batch.values())
+            batch = {}
+    if batch:
+        yield list(batch.values())
+
+
+def _system_record(conn: Connection, row: Row[Any]) -> SystemRecord:
+    query = sa.select(ORGANS.c.organ_id).where(ORGANS.c.system_id == row.system_id)
+    assigned = sorted(conn.execute(query).scalars(), key=lambda o: (o != row.system_id, o))
+    return SystemRecord(row.system_id, row.name, row.active, _from_db(row.created_at),
+                        tuple(assigned))  # fmt: skip
+
+
+def _load_certificate(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except (ValueError, TypeError) as exc:
+        raise InvalidKeyMaterial(f"not a PEM X.509 certificate: {exc}") from exc
+
+
+def _cert_record(row: Row[Any]) -> CertificateRecord:
+    return CertificateRecord(
+        row.fingerprint, row.system_id, row.pem.encode("ascii"), row.subject,
+        _from_db(row.not_before), _from_db(row.not_after), _opt(row.revoked_at),
+    )  # fmt: skip
+
+
+def _cert_info(row: Row[Any]) -> CertInfo:
+    return CertInfo(row.fingerprint, row.pem.encode("ascii"), _from_db(row.not_before),
+                    _from_db(row.not_after), row.revoked_at is not None)  # fmt: skip
+
+
+_SUB_FIELDS = ("user_id", "message_id", "kind", "sha256", "outcome", "document_id",
+               "sender_organ", "error_code", "reason")  # fmt: skip
+
+
+def _submission_values(record: SubmissionRecord) -> dict[str, Any]:
+    values: dict[str, Any] = {name: getattr(record, name) for name in _SUB_FIELDS}
+    values.update(raw=record.raw, receipt=record.receipt, received_at=_to_db(record.received_at))
+    return values
+
+
+def _submission(row: Row[Any]) -> SubmissionRecord:
+    values = {name: getattr(row, name) for name in _SUB_FIELDS}
+    return SubmissionRecord(id=row.id, raw=bytes(row.raw), receipt=bytes(row.receipt),
+                            received_at=_from_db(row.received_at), **values)  # fmt: skip
+
+
+def _delivery_values(delivery: DeliveryRecord, submission_id: int) -> dict[str, Any]:
+    return {"submission_id": submission_id, "system_id": delivery.system_id,
+            "organs": ",".join(delivery.organs), "published_at": _to_db(delivery.published_at),
+            "delivered_at": _opt(delivery.delivered_at)}  # fmt: skip
+
+
+def _delivery(row: Row[Any]) -> DeliveryRecord:
+    return DeliveryRecord(
+        submission_id=row.submission_id, system_id=row.system_id,
+        organs=tuple(o for o in row.organs.split(",") if o),
+        published_at=_from_db(row.published_at), delivered_at=_opt(row.delivered_at),
+    )  # fmt: skip
+
+
+_EVENT_FIELDS = ("event", "document_id", "message_id", "system_id", "organ_id", "status_code",
+                 "error_code", "detail")  # fmt: skip
+
+
+def _event_values(event: TraceEvent) -> dict[str, Any]:
+    values: dict[str, Any] = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    values["at"] = _to_db(event.at)
+    return values
+
+
+def _event(row: Row[Any]) -> TraceEvent:
+    values = {name: getattr(row, name) for name in _EVENT_FIELDS}
+    return TraceEvent(id=row.id, at=_from_db(row.at), **values)

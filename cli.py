@@ -1,0 +1,33 @@
+"""The ``axis`` command: operators run the hub, clerks send and trace, auditors verify."""
+
+from __future__ import annotations
+
+import typer
+
+from axis.commands import clerk, envelope, hub, pki
+
+app = typer.Typer(
+    name="axis",
+    help="Axis: the inter-agency exchange of signed edXML documents, with proof.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Operators
+app.command("init")(hub.init)
+app.command("serve")(hub.serve)
+app.add_typer(hub.agency_app, name="agency")
+app.add_typer(hub.directory_app, name="directory")
+app.add_typer(pki.app, name="pki")
+# Clerks
+app.add_typer(clerk.profile_app, name="profile")
+app.command("send")(clerk.send)
+app.add_typer(clerk.inbox_app, name="inbox")
+app.command("status")(clerk.status)
+app.command("trace")(clerk.trace)
+# Packages and auditors
+app.add_typer(envelope.app, name="envelope")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,171 @@
+"""Schema validation of edXML trees: the bundled XSD plus the checks XSD 1.0 cannot say.
+
+:func:`validate_tree` is the hot path (libxml2 via lxml, compiled once at import).
+:func:`explain` lists every fault in detail with the ``xmlschema`` package, which
+is far slower: use it for diagnostics and CLI output, not for every message.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from lxml import etree
+
+from axis.errors import SchemaViolation
+from envelopes.model import NS
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMA_PATH = SCHEMA_DIR / "edxml-qcvn102-2016.xsd"
+
+_SCHEMA = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
+_MESSAGE_HEADER = f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader"
+
+Kind = Literal["edoc", "status"]
+_UNBOUNDED = 1 << 30
+
+# How often each MessageHeader child may occur, per package kind; absent = not allowed.
+CARDINALITY: dict[Kind, dict[str, tuple[int, int]]] = {
+    "edoc": {
+        "From": (1, 1), "To": (1, _UNBOUNDED), "Code": (1, 1), "PromulgationInfo": (1, 1),
+        "DocumentType": (1, 1), "Subject": (1, 1), "Content": (0, 1), "SignerInfo": (0, 1),
+        "DueDate": (0, 1), "ToPlaces": (0, 1), "OtherInfo": (0, 1),
+        "ResponseFor": (0, _UNBOUNDED), "SteeringType": (0, 1), "DocumentId": (1, 1),
+    },
+    "status": {
+        "From": (1, 1), "ResponseFor": (1, 1), "StaffInfo": (0, 1), "StatusCode": (1, 1),
+        "Description": (0, 1), "Timestamp": (1, 1),
+    },
+}
+
+
+def package_kind(root: etree._Element) -> Kind:
+    """``"status"`` when the MessageHeader has a ``StatusCode``, else ``"edoc"``.
+
+    Raises :class:`SchemaViolation` when the tree is not an edXML package at all.
+    """
+    if root.tag != f"{{{NS}}}edXML":
+        raise SchemaViolation(f"the root element is {_plain(str(root.tag))!r}, not edXML "
+                              f"in namespace {NS}", path=element_path(root))
+    header = root.find(_MESSAGE_HEADER)
+    if header is None:
+        raise SchemaViolation("no edXMLEnvelope/edXMLHeader/MessageHeader",
+                              path=element_path(root))
+    return "status" if header.find(f"{{{NS}}}StatusCode") is not None else "edoc"
+
+
+def validate_tree(root: etree._Element) -> None:
+    """Validate a parsed package; raise :class:`SchemaViolation` (reason, element path)."""
+    if not _SCHEMA.validate(root):
+        entry = _SCHEMA.error_log[0]
+        located = _locate(root, entry.path)
+        path = element_path(located) if located is not None else entry.path
+        raise SchemaViolation(_plain(entry.message), path=path, line=entry.line)
+    faults = structural_faults(root)
+    if faults:
+        reason, path = faults[0]
+        raise SchemaViolation(reason, path=path)
+
+
+def structural_faults(root: etree._Element) -> list[tuple[str, str]]:
+    """The faults the XSD cannot express, as ``(reason, path)``; [] for a good package."""
+    kind = package_kind(root)
+    header = root.find(_MESSAGE_HEADER)
+    assert header is not None  # package_kind checked it
+    faults = _cardinality_faults(header, kind)
+    if kind == "status":
+        faults.extend(_status_faults(root, header))
+    return faults
+
+
+def explain(root: etree._Element) -> list[str]:
+    """Every fault, one readable line each (``path: reason``); [] when the package is valid.
+
+    Slow (``xmlschema``); not for the hot path.
+    """
+    lines = [f"{err.path}: {err.reason}" for err in _xmlschema().iter_errors(root)]
+    if not lines:
+        try:
+            lines = [f"{path}: {reason}" for reason, path in structural_faults(root)]
+        except SchemaViolation as exc:
+            lines = [f"{exc.path}: {exc.reason}"]
+    return lines
+
+
+def element_path(element: etree._Element) -> str:
+    """``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To[2]/OrganId`` (local names)."""
+    steps: list[str] = []
+    node: etree._Element | None = element
+    while node is not None:
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        if parent is not None:
+            same = [c for c in parent if c.tag == node.tag]
+            if len(same) > 1:
+                name = f"{name}[{same.index(node) + 1}]"
+        steps.append(name)
+        node = parent
+    return "/" + "/".join(reversed(steps))
+
+
+@functools.cache
+def _xmlschema() -> Any:
+    import xmlschema  # imported lazily: only diagnostics pay for it
+
+    return xmlschema.XMLSchema(str(SCHEMA_PATH), allow="sandbox")
+
+
+def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, str]]:
+    allowed = CARDINALITY[kind]
+    counts = Counter(etree.QName(c).localname for c in header if isinstance(c.tag, str))
+    faults: list[tuple[str, str]] = []
+    for name, count in counts.items():
+        if name not in allowed:
+            first = header.find(f"{{{NS}}}{name}")
+            faults.append((f"{name} is not allowed in the MessageHeader of a {kind} package",
+                           element_path(first if first is not None else header)))
+        elif count > allowed[name][1]:
+            faults.append((f"{name} occurs {count} times in MessageHeader; at most "
+                           f"{allowed[name][1]} allowed", element_path(header)))
+    for name, (least, _) in allowed.items():
+        if counts[name] < least:
+            faults.append((f"missing required element {name} in the MessageHeader of a "
+                           f"{kind} package", element_path(header)))
+    return faults
+
+
+def _status_faults(root: etree._Element, header: etree._Element) -> list[tuple[str, str]]:
+    faults: list[tuple[str, str]] = []
+    document_id = header.find(f"{{{NS}}}ResponseFor/{{{NS}}}DocumentId")
+    if document_id is None or not (document_id.text or "").strip():
+        where = header.find(f"{{{NS}}}ResponseFor")
+        faults.append(("a status package must name its document in ResponseFor/DocumentId",
+                       element_path(where if where is not None else header)))
+    for extra in (f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLBody/{{{NS}}}edXMLManifest/{{{NS}}}Reference",
+                  f"{{{NS}}}AttachmentEncoded/{{{NS}}}Attachment"):
+        found = root.find(extra)
+        if found is not None:
+            faults.append(("a status package carries no attachments", element_path(found)))
+    return faults
+
+
+def _locate(root: etree._Element, xpath: str | None) -> etree._Element | None:
+    if not xpath:
+        return None
+    namespaces: dict[str, str] = {}
+    for node in root.iter():
+        if isinstance(node.tag, str):
+            namespaces.update({k: v for k, v in node.nsmap.items() if k})
+    try:
+        found = root.getroottree().xpath(xpath, namespaces=namespaces)
+    except etree.XPathError:
+        return None
+    if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+        return found[0]
+    return None
+
+
+def _plain(message: str) -> str:
+    return message.replace(f"{{{NS}}}", "")

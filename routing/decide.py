@@ -1,0 +1,275 @@
+"""The hub's decision step: pure functions from a submission to a verdict.
+
+No I/O, no clock, no environment: the edge hands in the bytes, the AMQP
+properties, the registry snapshot and the time, and gets back :class:`Accepted`
+or :class:`Rejected`. :func:`decide` never raises; every fault becomes a
+``Rejected`` carrying a stable error code.
+
+A status package also needs the parties of the document it refers to, which
+only the store knows: :func:`decide` returns :class:`NeedsParties` for it, the
+edge looks the parties up and calls :func:`route_status`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from lxml import etree
+
+from axis.errors import (
+    AxisError,
+    CertificateMismatch,
+    CertificateNotRegistered,
+    InvalidMessageId,
+    MissingUserId,
+    OrganNotServed,
+    RecipientSuspended,
+    RevokedCertificate,
+    StatusCodeRefused,
+    StatusNotAParty,
+    StatusUnknownDocument,
+    SubmissionTooLarge,
+    SystemSuspended,
+    UnknownRecipient,
+    UnknownRoutingKey,
+    UnknownSystem,
+)
+from axis.receipts import sha256_hex
+from axis.registry import RegistrySnapshot
+from envelopes.model import NS, DocumentPackage, Package, StatusPackage
+from envelopes.parser import package_kind, read_package
+from envelopes.schema import validate_tree
+from envelopes.status_codes import StatusCode
+from envelopes.xmlsafe import XmlLimits, parse_tree
+from signing.keys import fingerprint
+from signing.verify import VerifyPolicy, verify
+
+_MESSAGE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Codes a document's recipients send; the original sender only asks to take it back.
+RECIPIENT_CODES = frozenset(StatusCode) - {StatusCode.TAKE_BACK_REQUEST}
+SENDER_CODES = frozenset({StatusCode.TAKE_BACK_REQUEST})
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One message consumed from ``axis.submit``."""
+
+    body: bytes
+    routing_key: str
+    message_id: str | None
+    user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrustIndex:
+    """Each system's registered certificates, parsed once per registry snapshot."""
+
+    by_system: Mapping[str, tuple[x509.Certificate, ...]]
+
+    @classmethod
+    def from_snapshot(cls, snapshot: RegistrySnapshot) -> TrustIndex:
+        return cls({
+            system_id: tuple(x509.load_pem_x509_certificate(c.pem) for c in info.certificates.values())
+            for system_id, info in snapshot.systems.items()
+        })
+
+
+@dataclass(frozen=True, slots=True)
+class HubContext:
+    """Everything the decision needs besides the submission."""
+
+    now: datetime
+    registry: RegistrySnapshot
+    trust: TrustIndex
+    max_bytes: int = 16 * 1024 * 1024
+    max_depth: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One copy to one recipient system, naming the organs it serves in this package."""
+
+    system_id: str
+    organs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A submission the hub routes."""
+
+    submission: Submission
+    sha256: str
+    kind: str
+    package: Package
+    sender_system: str
+    sender_organ: str
+    document_id: str
+    deliveries: tuple[Delivery, ...]
+    status_code: StatusCode | None = None
+
+    @property
+    def recipient_organs(self) -> tuple[str, ...]:
+        return tuple(organ for d in self.deliveries for organ in d.organs)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A submission refused for good, with the error the negative receipt carries."""
+
+    submission: Submission
+    sha256: str
+    error: AxisError
+    kind: str = ""
+    sender_system: str = ""
+    sender_organ: str = ""
+    document_id: str = ""
+    recipient_organs: tuple[str, ...] = ()
+
+    @property
+    def code(self) -> str:
+        return self.error.code
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsParties:
+    """A verified status package waiting for the parties of its document."""
+
+    submission: Submission
+    sha256: str
+    package: StatusPackage
+    sender_system: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentParties:
+    """Who sent a document and which systems received it (from the store)."""
+
+    document_id: str
+    sender_system: str
+    sender_organ: str
+    recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+Verdict = Accepted | Rejected
+
+
+def decide(sub: Submission, ctx: HubContext) -> Accepted | Rejected | NeedsParties:
+    """Check one submission end to end; never raises."""
+    digest = sha256_hex(sub.body)
+    try:
+        return _decide(sub, ctx, digest)
+    except AxisError as error:
+        return Rejected(sub, digest, error, kind=sub.routing_key, sender_system=sub.user_id or "")
+    except Exception as error:  # a defect must still end in a receipt, never a crash loop
+        return Rejected(sub, digest, AxisError(f"internal error: {type(error).__name__}"),
+                        kind=sub.routing_key, sender_system=sub.user_id or "")
+
+
+def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejected | NeedsParties:
+    if sub.routing_key not in ("edoc", "status"):
+        raise UnknownRoutingKey(f"routing key {sub.routing_key!r} is neither 'edoc' nor 'status'")
+    if sub.message_id is None or not _MESSAGE_ID.match(sub.message_id):
+        raise InvalidMessageId("message_id must be 1-128 printable ASCII characters")
+    if len(sub.body) > ctx.max_bytes:
+        raise SubmissionTooLarge(f"{len(sub.body)} bytes exceeds the hub's limit of {ctx.max_bytes}",
+                                 size=len(sub.body), limit=ctx.max_bytes)
+    root = parse_tree(sub.body, XmlLimits(max_bytes=ctx.max_bytes, max_depth=ctx.max_depth))
+    kind = package_kind(root)
+    if kind != sub.routing_key:
+        raise UnknownRoutingKey(f"a {kind} package was submitted with routing key {sub.routing_key!r}")
+    validate_tree(root)
+    system_id = _sender_system(sub, ctx.registry)
+    claimed_from = _claimed_sender_organ(root)
+    if not ctx.registry.serves(system_id, claimed_from):
+        raise OrganNotServed(f"system {system_id} does not serve organ {claimed_from!r}",
+                             organ_id=claimed_from)
+    package = read_package(_verified_root(root, system_id, ctx))
+    if package.sender.organ_id != claimed_from:  # cannot differ for URI="", checked all the same
+        raise OrganNotServed("the verified sender differs from the one read before verification")
+    if isinstance(package, StatusPackage):
+        return NeedsParties(sub, digest, package, system_id)
+    return Accepted(sub, digest, "edoc", package, system_id, package.sender.organ_id,
+                    package.document_id, _route_document(package, ctx.registry))
+
+
+def _sender_system(sub: Submission, registry: RegistrySnapshot) -> str:
+    if not sub.user_id:
+        raise MissingUserId("the message carries no user_id: the hub cannot bind it to a system")
+    system = registry.system(sub.user_id)
+    if system is None:
+        raise UnknownSystem(f"user_id {sub.user_id!r} is not a registered system")
+    if not system.active:
+        raise SystemSuspended(f"system {sub.user_id} is suspended")
+    return system.system_id
+
+
+def _claimed_sender_organ(root: etree._Element) -> str:
+    found = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader/"
+                      f"{{{NS}}}From/{{{NS}}}OrganId")
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _verified_root(root: etree._Element, system_id: str, ctx: HubContext) -> etree._Element:
+    registered = ctx.trust.by_system.get(system_id, ())
+    if not registered:
+        raise CertificateNotRegistered(f"system {system_id} has no registered certificate")
+    try:
+        verified = verify(root, VerifyPolicy(at=ctx.now, pinned=registered))
+    except CertificateMismatch:
+        raise CertificateNotRegistered(
+            f"the signing certificate is not registered to system {system_id}") from None
+    cert = ctx.registry.certificate(system_id, fingerprint(verified.signer))
+    if cert is None or cert.revoked:
+        raise RevokedCertificate(f"the signing certificate of system {system_id} is revoked")
+    return verified.root
+
+
+def _route_document(package: DocumentPackage, registry: RegistrySnapshot) -> tuple[Delivery, ...]:
+    by_system: dict[str, list[str]] = {}
+    for recipient in package.recipients:
+        organ = recipient.organ_id
+        system_id = registry.serving_system(organ)
+        if system_id is None:
+            raise UnknownRecipient(f"recipient organ {organ!r} is not registered", organ_id=organ)
+        system = registry.system(system_id)
+        if system is None or not system.active:
+            raise RecipientSuspended(f"recipient organ {organ!r} (system {system_id}) is suspended",
+                                     organ_id=organ)
+        organs = by_system.setdefault(system_id, [])
+        if organ not in organs:
+            organs.append(organ)
+    return tuple(Delivery(s, tuple(o)) for s, o in by_system.items())
+
+
+def route_status(pending: NeedsParties, parties: DocumentParties | None) -> Verdict:
+    """Route a verified status package to the other party of its document; never raises."""
+    try:
+        return _route_status(pending, parties)
+    except AxisError as error:
+        return Rejected(pending.submission, pending.sha256, error, kind="status",
+                        sender_system=pending.sender_system,
+                        sender_organ=pending.package.sender.organ_id,
+                        document_id=pending.package.document_id)
+
+
+def _route_status(pending: NeedsParties, parties: DocumentParties | None) -> Accepted:
+    package, system_id = pending.package, pending.sender_system
+    if parties is None:
+        raise StatusUnknownDocument(f"no accepted document has id {package.document_id!r}")
+    code = package.status_code
+    if system_id in parties.recipients:
+        if code not in RECIPIENT_CODES:
+            raise StatusCodeRefused(f"status {code.value} is not sent by a document's recipient")
+        deliveries: tuple[Delivery, ...] = (Delivery(parties.sender_system, (parties.sender_organ,)),)
+    elif system_id == parties.sender_system:
+        if code not in SENDER_CODES:
+            raise StatusCodeRefused(f"status {code.value} is not sent by a document's sender")
+        deliveries = tuple(Delivery(s, o) for s, o in parties.recipients.items())
+    else:
+        raise StatusNotAParty(f"system {system_id} is not a party to document {package.document_id!r}")
+    return Accepted(pending.submission, pending.sha256, "status", package, system_id,
+                    package.sender.organ_id, package.document_id, deliveries, status_code=code)

@@ -1,0 +1,381 @@
+"""The hub process: consume submissions, decide, persist, publish, then ack.
+
+The decision itself (:mod:`routing.decide`) is pure and runs off the event loop;
+this module is the thin async edge around it. Order per submission: decide →
+persist (the ``(user_id, message_id)`` constraint deduplicates across workers) →
+publish every delivery with publisher confirms (``mandatory``: unroutable is a
+failure) → publish the receipt → ack. A crash anywhere before the ack makes the
+broker redeliver; a redelivered submission that is already stored is published
+again, so nothing is lost (recipients de-duplicate by message id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from axis.errors import DuplicateConflict, PublishNotConfirmed
+from axis.metrics import HubMetrics
+from axis.receipts import Receipt, sha256_hex, sign_receipt
+from axis.store import DeliveryRecord, DuplicateSubmission, Store, SubmissionRecord, TraceEvent
+from envelopes.status_codes import StatusCode
+from routing.decide import (
+    Accepted,
+    HubContext,
+    NeedsParties,
+    Rejected,
+    Submission,
+    TrustIndex,
+    decide,
+    route_status,
+)
+from routing.messages import delivery_message, receipt_message
+from routing.queries import QueryHandler
+from routing.topology import Topology, declare_topology
+from signing.keys import SigningKey
+
+log = logging.getLogger("axis.hub")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """What one hub process needs to run."""
+
+    amqp_url: str
+    prefetch: int = 64
+    max_submission_bytes: int = 16 * 1024 * 1024
+    queue_type: str = "quorum"
+    registry_refresh_seconds: float = 5.0
+
+
+class Hub:
+    """One hub worker. Several may compete on ``axis.submit``."""
+
+    def __init__(self, config: HubConfig, store: Store, hub_key: SigningKey,
+                 metrics: HubMetrics | None = None, clock: Callable[[], datetime] | None = None):
+        self.config = config
+        self.store = store
+        self.hub_key = hub_key
+        self.metrics = metrics or HubMetrics()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
+        self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
+        self._snapshot = store.load_snapshot()
+        self._trust = TrustIndex.from_snapshot(self._snapshot)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._topology: Topology | None = None
+        self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
+        self._stopped = asyncio.Event()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, declare the topology and start consuming."""
+        self._connection = await aio_pika.connect_robust(self.config.amqp_url)
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self.config.prefetch)
+        self._topology = await declare_topology(channel, self.config.queue_type)
+        queries = QueryHandler(self.store, self._topology.channel, self._io)
+        self._consumer_tags = [
+            (self._topology.submit_queue, await self._topology.submit_queue.consume(self._on_submit)),
+            (self._topology.query_queue, await self._topology.query_queue.consume(queries.handle)),
+        ]
+        self._refresher = asyncio.create_task(self._refresh_registry_forever())
+        log.info("hub consuming %s", self._topology.submit_queue.name)
+
+    async def stop(self) -> None:
+        """Graceful stop: cancel consumers, finish in-flight work, then close."""
+        for queue, tag in self._consumer_tags:
+            try:
+                await queue.cancel(tag)
+            except Exception:  # a closed channel has no consumers left to cancel
+                log.debug("consumer %s already gone", tag)
+        self._consumer_tags = []
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._refresher:
+            self._refresher.cancel()
+        if self._connection:
+            await self._connection.close()
+        self._cpu.shutdown(wait=True)
+        self._io.shutdown(wait=True)
+        self._stopped.set()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop gracefully."""
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+    async def refresh_registry(self) -> None:
+        """Reload the registry snapshot (agencies registered or suspended since)."""
+        snapshot = await self._in_io(self.store.load_snapshot)
+        trust = await self._in_cpu(TrustIndex.from_snapshot, snapshot)
+        self._snapshot, self._trust = snapshot, trust
+
+    async def _refresh_registry_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.registry_refresh_seconds)
+            try:
+                await self.refresh_registry()
+            except Exception:
+                log.exception("registry refresh failed; keeping the previous snapshot")
+
+    # -- one submission --------------------------------------------------------------
+
+    async def _on_submit(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        self.metrics.in_flight.inc()
+        started = asyncio.get_running_loop().time()
+        try:
+            await self._handle(message)
+        except Exception:
+            log.exception("submission %s failed; returning it to the queue", message.message_id)
+            await message.nack(requeue=True)
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.processing.observe(asyncio.get_running_loop().time() - started)
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        sub = Submission(bytes(message.body), message.routing_key or "", message.message_id,
+                         message.user_id)
+        if sub.user_id and sub.message_id:
+            existing = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
+            if existing is not None:
+                await self._answer_duplicate(message, sub, existing)
+                return
+        verdict = await self._verdict(sub)
+        await self._settle(message, verdict)
+
+    async def _verdict(self, sub: Submission) -> Accepted | Rejected:
+        verdict = await self._decide_once(sub)
+        if isinstance(verdict, Rejected) and verdict.code in _REFRESH_CODES:
+            # The agency may have been registered a moment ago: look again before refusing.
+            await self.refresh_registry()
+            verdict = await self._decide_once(sub)
+        return verdict
+
+    async def _decide_once(self, sub: Submission) -> Accepted | Rejected:
+        ctx = HubContext(now=self._clock(), registry=self._snapshot, trust=self._trust,
+                         max_bytes=self.config.max_submission_bytes)
+        verdict = await self._in_cpu(decide, sub, ctx)
+        if isinstance(verdict, NeedsParties):
+            parties = await self._in_io(self.store.document_parties, verdict.package.document_id)
+            return route_status(verdict, parties)
+        return verdict
+
+    async def _settle(self, message: AbstractIncomingMessage, verdict: Accepted | Rejected) -> None:
+        record, deliveries, events = self._records(verdict)
+        try:
+            stored = await self._in_io(self.store.record_submission, record, deliveries, events)
+        except DuplicateSubmission as dup:  # another worker stored it first
+            await self._answer_duplicate(message, verdict.submission, dup.existing)
+            return
+        if isinstance(verdict, Accepted):
+            await self._publish_deliveries(verdict)
+            await self._after_status(verdict)
+            self.metrics.accepted(verdict.kind, len(verdict.deliveries))
+        else:
+            self.metrics.rejected(verdict.kind, verdict.code)
+            log.info("rejected %s from %s: %s", verdict.submission.message_id,
+                     verdict.submission.user_id, verdict.error)
+        await self._publish_receipt(message, stored)
+        await message.ack()
+
+    def _records(
+        self, verdict: Accepted | Rejected
+    ) -> tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]:
+        now = self._clock()
+        sub = verdict.submission
+        accepted = isinstance(verdict, Accepted)
+        receipt = Receipt(
+            receipt_id=str(uuid.uuid4()),
+            event="accepted" if accepted else "rejected",
+            kind=verdict.kind or sub.routing_key,
+            message_id=sub.message_id or "",
+            package_sha256=verdict.sha256,
+            hub_time=now,
+            sender_system=verdict.sender_system,
+            sender_organ=verdict.sender_organ,
+            document_id=verdict.document_id,
+            recipients=verdict.recipient_organs,
+            error_code="" if isinstance(verdict, Accepted) else verdict.code,
+            reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
+        )
+        receipt_bytes = sign_receipt(receipt, self.hub_key)
+        record = SubmissionRecord(
+            id=None,
+            user_id=sub.user_id or "",
+            message_id=_storage_message_id(sub, receipt.receipt_id),
+            kind=receipt.kind,
+            sha256=verdict.sha256,
+            document_id=verdict.document_id or None,
+            sender_organ=verdict.sender_organ or None,
+            outcome=receipt.event,
+            error_code=receipt.error_code or None,
+            reason=receipt.reason or None,
+            raw=sub.body,
+            receipt=receipt_bytes,
+            received_at=now,
+        )
+        return record, _delivery_records(verdict, now), _trace_events(verdict, receipt, now)
+
+    async def _publish_deliveries(self, verdict: Accepted) -> None:
+        assert self._topology is not None
+        status = verdict.status_code.value if verdict.status_code else None
+        for delivery in verdict.deliveries:
+            msg = delivery_message(
+                body=verdict.submission.body, kind=verdict.kind,
+                sender_system=verdict.sender_system, sender_organ=verdict.sender_organ,
+                recipient_organs=delivery.organs, document_id=verdict.document_id,
+                consignment=verdict.submission.message_id or "", status_code=status)
+            await self._confirmed_publish(self._topology.deliver_exchange, msg, delivery.system_id)
+
+    async def _after_status(self, verdict: Accepted) -> None:
+        """A recipient's status 01 makes a signed ``delivered`` receipt for the document's sender."""
+        if verdict.status_code is not StatusCode.ARRIVED:
+            return
+        parties = await self._in_io(self.store.document_parties, verdict.document_id)
+        if parties is None or verdict.sender_system not in parties.recipients:
+            return
+        now = self._clock()
+        original = await self._in_io(self.store.find_document, verdict.document_id)
+        receipt = Receipt(
+            receipt_id=str(uuid.uuid4()), event="delivered", kind="edoc",
+            message_id=original.message_id if original else "",
+            package_sha256=original.sha256 if original else "",
+            hub_time=now, sender_system=parties.sender_system, sender_organ=parties.sender_organ,
+            document_id=verdict.document_id,
+            recipients=parties.recipients[verdict.sender_system],
+            recipient_system=verdict.sender_system)
+        receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
+        await self._in_io(self.store.mark_delivered, verdict.document_id, verdict.sender_system,
+                          now, receipt_xml)
+        assert self._topology is not None
+        await self._confirmed_publish(
+            self._topology.deliver_exchange,
+            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
+                            consignment=receipt.message_id, event="delivered",
+                            document_id=verdict.document_id),
+            parties.sender_system)
+
+    async def _publish_receipt(self, message: AbstractIncomingMessage,
+                               record: SubmissionRecord) -> None:
+        assert self._topology is not None
+        msg = receipt_message(
+            receipt_xml=record.receipt, receipt_id=f"{record.user_id}/{record.message_id}",
+            consignment=message.message_id or "", event=record.outcome,
+            error_code=record.error_code or "", document_id=record.document_id or "")
+        if record.user_id and self._snapshot.system(record.user_id) is not None:
+            await self._confirmed_publish(self._topology.deliver_exchange, msg, record.user_id)
+        elif message.reply_to:
+            # No system to bind the sender to: answer on its direct reply-to, if it gave one.
+            await self._topology.channel.default_exchange.publish(msg, message.reply_to)
+
+    async def _answer_duplicate(self, message: AbstractIncomingMessage, sub: Submission,
+                                existing: SubmissionRecord) -> None:
+        if existing.sha256 != sha256_hex(sub.body):
+            await self._reject_conflict(message, sub, existing)
+            return
+        self.metrics.duplicates.inc()
+        if message.redelivered and existing.outcome == "accepted":
+            # The first attempt may have died between persisting and publishing.
+            verdict = await self._verdict(sub)
+            if isinstance(verdict, Accepted):
+                await self._publish_deliveries(verdict)
+        await self._publish_receipt(message, existing)
+        await message.ack()
+
+    async def _reject_conflict(self, message: AbstractIncomingMessage, sub: Submission,
+                               existing: SubmissionRecord) -> None:
+        error = DuplicateConflict(
+            f"consignment {sub.message_id!r} was submitted before with different content")
+        receipt = Receipt(
+            receipt_id=str(uuid.uuid4()), event="rejected", kind=sub.routing_key,
+            message_id=sub.message_id or "", package_sha256=sha256_hex(sub.body),
+            hub_time=self._clock(), sender_system=sub.user_id or "",
+            error_code=error.code, reason=error.reason)
+        receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
+        self.metrics.rejected(sub.routing_key, error.code)
+        assert self._topology is not None
+        await self._confirmed_publish(
+            self._topology.deliver_exchange,
+            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
+                            consignment=sub.message_id or "", event="rejected",
+                            error_code=error.code),
+            existing.user_id)
+        # The conflicting bytes are kept for inspection in axis.dead, not dropped.
+        await message.nack(requeue=False)
+
+    async def _confirmed_publish(self, exchange: aio_pika.abc.AbstractExchange,
+                                 msg: aio_pika.Message, routing_key: str) -> None:
+        try:
+            await exchange.publish(msg, routing_key, mandatory=True)
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise PublishNotConfirmed(f"broker refused delivery to {routing_key!r}: {exc}") from exc
+        except aio_pika.exceptions.PublishError as exc:
+            raise PublishNotConfirmed(f"publish to {routing_key!r} failed: {exc}") from exc
+
+    async def _in_cpu(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)
+
+    async def _in_io(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+
+_REFRESH_CODES = frozenset({"sender.unknown_system", "recipient.unknown", "sender.organ_not_served",
+                            "signature.certificate_not_registered", "recipient.suspended",
+                            "sender.system_suspended"})
+
+
+def _storage_message_id(sub: Submission, receipt_id: str) -> str:
+    # A submission the hub cannot bind to a sender is stored under a key of its own.
+    if sub.user_id and sub.message_id:
+        return sub.message_id
+    return f"{sub.message_id or '-'}#{receipt_id}"
+
+
+def _delivery_records(verdict: Accepted | Rejected, now: datetime) -> list[DeliveryRecord]:
+    if not isinstance(verdict, Accepted):
+        return []
+    return [DeliveryRecord(submission_id=None, system_id=d.system_id, organs=d.organs,
+                           published_at=now, delivered_at=None) for d in verdict.deliveries]
+
+
+def _trace_events(verdict: Accepted | Rejected, receipt: Receipt, now: datetime) -> list[TraceEvent]:
+    sub = verdict.submission
+    base = {"document_id": verdict.document_id or None, "message_id": sub.message_id or "",
+            "at": now}
+    events = [TraceEvent(id=None, event="submitted", system_id=sub.user_id or "",
+                         organ_id=verdict.sender_organ or None, status_code=None, error_code=None,
+                         detail=verdict.kind or sub.routing_key, **base)]
+    if isinstance(verdict, Rejected):
+        events.append(TraceEvent(id=None, event="rejected", system_id=sub.user_id or "",
+                                 organ_id=verdict.sender_organ or None, status_code=None,
+                                 error_code=verdict.code, detail=verdict.error.reason, **base))
+        return events
+    code = verdict.status_code.value if verdict.status_code else None
+    events.append(TraceEvent(id=None, event="status" if code else "accepted",
+                             system_id=verdict.sender_system, organ_id=verdict.sender_organ,
+                             status_code=code, error_code=None, detail=receipt.receipt_id, **base))
+    events.extend(
+        TraceEvent(id=None, event="published", system_id=d.system_id, organ_id=",".join(d.organs),
+                   status_code=code, error_code=None, detail=None, **base)
+        for d in verdict.deliveries)
+    return events

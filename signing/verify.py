@@ -1,0 +1,190 @@
+"""Verifying an enveloped XMLDSig signature over a whole document, under a frozen policy.
+
+The policy says which certificates are trusted (anchors or pinned ones), whether
+legacy SHA-1 is accepted and *when* validity is judged; nothing is read from the
+clock. The result is the tree signxml says was signed: callers must read only
+that, never the input tree (anything outside the signed content, e.g. inside
+``ds:Object``, is not in it).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from cryptography import x509
+from lxml import etree
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLException
+from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
+
+from axis.errors import AxisError, SignatureInvalid, UntrustedCertificate
+from envelopes.xmlsafe import parse_tree
+from signing.structure import (
+    DIGEST_METHODS,
+    SHA1_DIGEST_METHODS,
+    SHA1_SIGNATURE_METHODS,
+    SIGNATURE_METHODS,
+    inspect_signature,
+)
+from signing.trust import TrustStore
+
+# signxml re-parses copies of the document; give it the same hardened settings
+# as ``parse_tree`` (its own default parser refuses large base64 text nodes).
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=True,
+    collect_ids=False,
+)
+
+
+class _TreeVerifier(XMLVerifier):
+    """signxml's verifier without its first defensive copy of an input tree.
+
+    ``XMLVerifier.verify`` never mutates the tree it is given (it copies it again
+    before applying the enveloped transform), and our tree is already a
+    document root from ``parse_tree``; the extra serialize+parse only costs time.
+    """
+
+    def get_root(self, data: object) -> etree._Element:
+        if isinstance(data, etree._Element) and data.getparent() is None:
+            return data
+        root: etree._Element = super().get_root(data)  # type: ignore[no-untyped-call]
+        return root
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPolicy:
+    """What to trust and when: exactly one of ``trust_anchors`` / ``pinned`` is non-empty.
+
+    ``at`` is the moment certificate validity is judged (a naive datetime is
+    taken as UTC). ``allow_sha1`` admits legacy RSA-SHA1 / SHA-1 digests.
+    """
+
+    at: datetime
+    trust_anchors: tuple[x509.Certificate, ...] = ()
+    pinned: tuple[x509.Certificate, ...] = ()
+    allow_sha1: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trust_anchors", tuple(self.trust_anchors))
+        object.__setattr__(self, "pinned", tuple(self.pinned))
+        if bool(self.trust_anchors) == bool(self.pinned):
+            raise ValueError("VerifyPolicy needs trust_anchors or pinned (exactly one)")
+        if not isinstance(self.at, datetime):
+            raise ValueError("VerifyPolicy.at must be a datetime")
+        object.__setattr__(self, "at", _utc(self.at))
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A verified document: the signed tree (read only this), its signer, the signed bytes.
+
+    ``root`` is parsed from ``signed_bytes``, the canonical form that was digested
+    (signature removed, as the enveloped transform prescribes).
+    """
+
+    root: etree._Element
+    signer: x509.Certificate
+    signed_bytes: bytes
+
+
+class Verifier:
+    """A reusable verifier for one trust configuration; caches certificate path checks.
+
+    Time is not part of it: pass ``at`` to :meth:`verify` on every call.
+    """
+
+    def __init__(
+        self,
+        *,
+        trust_anchors: tuple[x509.Certificate, ...] = (),
+        pinned: tuple[x509.Certificate, ...] = (),
+        allow_sha1: bool = False,
+        cache_size: int = 1024,
+    ) -> None:
+        self._trust = TrustStore(trust_anchors=trust_anchors, pinned=pinned, cache_size=cache_size)
+        self._allow_sha1 = allow_sha1
+        self._config = _signature_configuration(allow_sha1)
+
+    @classmethod
+    def for_policy(cls, policy: VerifyPolicy) -> Verifier:
+        """The shared verifier for ``policy``'s trust settings (its time is ignored)."""
+        return _shared_verifier(policy.trust_anchors, policy.pinned, policy.allow_sha1)
+
+    def verify(self, data: bytes | etree._Element, at: datetime) -> Verified:
+        """Verify ``data`` (untrusted bytes, or a root parsed by ``parse_tree``) at time ``at``.
+
+        Raises only :class:`AxisError` subclasses: ``envelope.*`` for unreadable
+        XML, ``signature.*`` for everything else.
+        """
+        root = parse_tree(data) if isinstance(data, bytes | bytearray | memoryview) else data
+        if not isinstance(root, etree._Element):
+            raise SignatureInvalid("verify() needs bytes or an lxml element")
+        at = _utc(at)
+        shape = inspect_signature(root, allow_sha1=self._allow_sha1)
+        signer = self._trust.signer(shape.certificates_der, at)
+        return self._check_signature(root, signer, at)
+
+    def _check_signature(
+        self, root: etree._Element, signer: x509.Certificate, at: datetime
+    ) -> Verified:
+        config = replace(self._config, verification_time=at)
+        try:
+            result = _TreeVerifier().verify(
+                root, x509_cert=signer, parser=_PARSER, expect_config=config
+            )
+        except AxisError:
+            raise
+        except InvalidDigest as exc:
+            raise SignatureInvalid(f"the signed content was altered: {exc}") from None
+        except InvalidCertificate as exc:
+            raise UntrustedCertificate(f"signer certificate refused: {exc}") from None
+        except (SignXMLException, etree.LxmlError, ValueError) as exc:
+            raise SignatureInvalid(f"signature does not verify: {exc}") from None
+        except Exception as exc:  # hostile input must never surface a library exception
+            raise SignatureInvalid(f"signature does not verify ({type(exc).__name__})") from None
+        signed_root = result.signed_xml if isinstance(result, VerifyResult) else None
+        if not isinstance(result, VerifyResult) or not isinstance(signed_root, etree._Element):
+            raise SignatureInvalid("the signed content is not an XML document")
+        return Verified(root=signed_root, signer=signer, signed_bytes=result.signed_data)
+
+
+def verify(data: bytes | etree._Element, policy: VerifyPolicy) -> Verified:
+    """Verify the document's single enveloped signature under ``policy``.
+
+    See :class:`Verifier` for the errors; repeated calls with the same trust
+    settings share one verifier and its certificate caches.
+    """
+    return Verifier.for_policy(policy).verify(data, policy.at)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_verifier(
+    trust_anchors: tuple[x509.Certificate, ...],
+    pinned: tuple[x509.Certificate, ...],
+    allow_sha1: bool,
+) -> Verifier:
+    return Verifier(trust_anchors=trust_anchors, pinned=pinned, allow_sha1=allow_sha1)
+
+
+@functools.lru_cache(maxsize=2)
+def _signature_configuration(allow_sha1: bool) -> SignatureConfiguration:
+    methods = SIGNATURE_METHODS | (SHA1_SIGNATURE_METHODS if allow_sha1 else frozenset())
+    digests = DIGEST_METHODS | (SHA1_DIGEST_METHODS if allow_sha1 else frozenset())
+    return SignatureConfiguration(
+        require_x509=True,
+        location=".//",
+        expect_references=1,
+        signature_methods=frozenset(SignatureMethod(uri) for uri in methods),
+        digest_algorithms=frozenset(DigestAlgorithm(uri) for uri in digests),
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,95 @@
+"""Shared fixtures: where the real services and the shared conformance corpus are.
+
+Integration tests talk to the real RabbitMQ and PostgreSQL. Outside CI a missing
+service skips those tests with the reason; with ``CI=true`` it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+RABBITMQ_URL = os.environ.get("AXIS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MANAGEMENT_URL = os.environ.get("AXIS_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
+POSTGRES_URL = os.environ.get(
+    "AXIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+SHARED_DIR = Path(os.environ.get("AXIS_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared"))
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    """Skip (or, under CI, fail) when a real service the test needs is not reachable."""
+    if _reachable(url, default_port):
+        return
+    message = f"{name} is not reachable at {urlsplit(url).netloc}"
+    if _in_ci():
+        pytest.fail(f"{message} (CI=true: services must be running)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """The vendor edXML corpus (``$AXIS_SHARED_DIR/conformance/edxml-vendor-samples``)."""
+    folder = SHARED_DIR / "conformance" / "edxml-vendor-samples"
+    if not folder.is_dir():
+        pytest.skip(f"conformance corpus not present at {folder}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def amqp_base_url() -> str:
+    require_service("RabbitMQ", RABBITMQ_URL, 5672)
+    return RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def management_base_url() -> str:
+    require_service("RabbitMQ management API", MANAGEMENT_URL, 15672)
+    return MANAGEMENT_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url() -> str:
+    require_service("PostgreSQL", POSTGRES_URL.replace("postgresql+psycopg", "postgresql"), 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test uses (vhosts, databases, queues)."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def postgres_db_url(postgres_base_url: str, unique_name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    admin = postgres_base_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{unique_name}"')
+    base = postgres_base_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{unique_name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{unique_name}" WITH (FORCE)')
