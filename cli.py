@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from axis.commands import clerk, envelope, hub, pki
+from axis.commands import clerk, demo, envelope, hub, pki, receipt
 
 app = typer.Typer(
     name="axis",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Operators
+app.command("demo")(demo.demo)
 app.command("init")(hub.init)
 app.command("serve")(hub.serve)
 app.add_typer(hub.agency_app, name="agency")
@@ -27,6 +28,7 @@ app.command("status")(clerk.status)
 app.command("trace")(clerk.trace)
 # Packages and auditors
 app.add_typer(envelope.app, name="envelope")
+app.add_typer(receipt.app, name="receipt")
 
 
 if __name__ == "__main__":

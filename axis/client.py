@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -32,17 +32,15 @@ from axis.errors import (
     ReceiptTimeout,
 )
 from axis.receipts import VerifiedReceipt, verify_receipt
-from envelopes.model import DocumentPackage, Organization, Package, ResponseFor, StaffInfo, StatusPackage
+from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
-from envelopes.builder import build_package
+from envelopes.builder import build_package, status_package
 from envelopes.status_codes import StatusCode
 from routing.messages import H_CONSIGNMENT, H_RECIPIENT_ORGANS, H_SENDER_SYSTEM, TYPE_RECEIPT
 from routing.topology import EDOC_KEY, QUERY_EXCHANGE, STATUS_KEY, SUBMIT_EXCHANGE, inbox_queue_name
 from signing.keys import SigningKey
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
-
-VIETNAM = timezone(timedelta(hours=7))  # edXML timestamps are Vietnam local time
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,17 +155,7 @@ class AgencyClient:
                           message_id: str | None = None) -> str:
         """Build, sign and submit a status package about ``document``."""
         sender = organ or self.config.organ or Organization(self.config.system_id)
-        status = StatusPackage(
-            sender=sender,
-            response_for=ResponseFor(
-                organ_id=document.sender.organ_id,
-                code=f"{document.code.code_number}/{document.code.code_notation}".strip("/"),
-                promulgation_date=document.promulgation_info.promulgation_date,
-                document_id=document.document_id),
-            status_code=code,
-            timestamp=self._clock().astimezone(VIETNAM).replace(tzinfo=None, microsecond=0),
-            description=description,
-            staff_info=staff)
+        status = status_package(sender, document, code, description, self._clock(), staff)
         return await self.send(self.sign(status), kind=STATUS_KEY, message_id=message_id)
 
     async def _publish(self, exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message,

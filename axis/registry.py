@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
+from envelopes.ids import validate_organ_id
+
 _HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def check_organ_id(value: str) -> str:
+    """Return ``value`` when it is an agency identifier, else raise ``InvalidOrganId``.
+
+    Delegates to :func:`envelopes.ids.validate_organ_id` (both national forms).
+    """
+    return validate_organ_id(value)
 
 
 def normalize_fingerprint(fingerprint: str) -> str:

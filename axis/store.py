@@ -293,17 +293,17 @@ class Store:
                 raise UnknownAgency(f"no system {system_id} is registered")
 
     def import_organs(self, rows: Iterable[OrganRow], batch_size: int = 5000) -> int:
-        """Upsert directory rows by ``organ_id`` in one transaction; return how many.
+        """Upsert directory rows by ``organ_id`` in one transaction; return rows read.
 
-        Names and parents are replaced; explicit system assignments are kept.
+        Names and parents are replaced (a repeated id: the last row wins); explicit
+        system assignments are kept.
         """
-        count = 0
+        counter = [0]
         with self.engine.begin() as conn:
             statement = _organ_upsert(conn)
-            for batch in _batches(rows, batch_size):
+            for batch in _batches(rows, batch_size, counter):
                 conn.execute(statement, batch)
-                count += len(batch)
-        return count
+        return counter[0]
 
     def load_snapshot(self) -> RegistrySnapshot:
         """Read the whole registry into an immutable in-memory snapshot."""
@@ -554,10 +554,13 @@ def _organ_upsert(conn: Connection) -> Any:
     )
 
 
-def _batches(rows: Iterable[OrganRow], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(
+    rows: Iterable[OrganRow], size: int, counter: list[int]
+) -> Iterator[list[dict[str, Any]]]:
     # Deduplicated per batch: one statement must not upsert the same key twice.
     batch: dict[str, dict[str, Any]] = {}
     for row in rows:
+        counter[0] += 1
         validate_organ_id(row.organ_id)
         if row.parent_id is not None:
             validate_organ_id(row.parent_id)

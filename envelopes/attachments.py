@@ -30,7 +30,9 @@ def decode_base64(text: str, label: str) -> bytes:
     if not compact:
         raise InvalidAttachment(f"attachment {label} has no content (empty ContentTransferEncoded)")
     try:
-        return base64.b64decode(compact.encode("ascii"), validate=True)
+        if len(compact) % 4:  # strict_mode alone lets a stray trailing "=" through
+            raise binascii.Error("length is not a multiple of 4")
+        return binascii.a2b_base64(compact.encode("ascii"), strict_mode=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         shown = compact[:40] + ("…" if len(compact) > 40 else "")
         raise InvalidAttachment(

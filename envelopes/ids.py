@@ -9,6 +9,7 @@ leading, trailing or doubled dot). Both are accepted; anything else is refused.
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from axis.errors import InvalidOrganId
 
@@ -35,3 +36,18 @@ def validate_organ_id(value: str) -> str:
         "(QĐ 20/2020)",
         organ_id=value if isinstance(value, str) else None,
     )
+
+
+def new_document_id(sender_organ_id: str, date: date, number: int | str, notation: str) -> str:
+    """``{sender OrganId},{yyyy/MM/dd},{number}/{notation}`` (``InvalidOrganId`` if bad).
+
+    ``notation`` may be empty: the id then ends with the number alone.
+    """
+    organ = validate_organ_id(sender_organ_id)
+    suffix = f"{number}/{notation}" if notation else f"{number}"
+    return f"{organ},{date_text(date)},{suffix}"
+
+
+def date_text(value: date) -> str:
+    """``yyyy/MM/dd``, the wire's date format."""
+    return f"{value.year:04d}/{value.month:02d}/{value.day:02d}"

@@ -7,8 +7,9 @@ schema decides what is allowed); the model does not depend on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
+from typing import TypeVar, cast
 
 from lxml import etree
 
@@ -47,6 +48,7 @@ from envelopes.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_tree, recover_tre
 __all__ = ["DEFAULT_LIMITS", "XmlLimits", "package_kind", "parse_package", "read_package"]
 
 Element = etree._Element
+T = TypeVar("T")
 _Q = f"{{{NS}}}"
 
 
@@ -258,13 +260,14 @@ def _attachment(el: Element, ref: Element, budget: int) -> Attachment:
         description = _first(r, "Description")
     if content_type is None:
         content_type = _first(r, "ContentType")
-    kind = _token(content_type) if content_type is not None else ""
-    common = {"content_id": cid, "attachment_name": name, "description": _text(description),
-              "content_type": kind or "application/octet-stream"}
+    media_type = (_token(content_type) if content_type is not None else "")
+    data, zipped = payload, None
     if is_builder_zip(payload):
-        data = unzip_builder_payload(payload, label, budget)
-        return Attachment(data=data, zipped_payload=payload, **common)
-    return Attachment(data=payload, **common)
+        data, zipped = unzip_builder_payload(payload, label, budget), payload
+    return Attachment(content_id=cid, attachment_name=name, data=data,
+                      description=_text(description),
+                      content_type=media_type or "application/octet-stream",
+                      zipped_payload=zipped)
 
 
 def _by_content_id(elements: Iterable[Element], what: str) -> dict[str, Element]:
@@ -337,7 +340,11 @@ def _one_or_none(parent: Element | None, path: str) -> Element | None:
 
 
 def _text(el: Element | None) -> str:
-    return "" if el is None else "".join(el.itertext())
+    if el is None:
+        return ""
+    if len(el) == 0:  # the usual leaf: no comment or PI splitting its text
+        return el.text or ""
+    return "".join(cast(Iterator[str], el.itertext()))
 
 
 def _token(el: Element | None) -> str:
@@ -370,5 +377,5 @@ def _timestamp(el: Element) -> datetime:
                               path=element_path(el)) from None
 
 
-def _maybe[T](read: "Callable[[Element], T]", el: Element | None) -> T | None:
+def _maybe(read: Callable[[Element], T], el: Element | None) -> T | None:
     return None if el is None else read(el)

@@ -7,10 +7,14 @@ is far slower: use it for diagnostics and CLI output, not for every message.
 
 from __future__ import annotations
 
+import copy
 import functools
+import threading
 from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from lxml import etree
 
@@ -20,10 +24,16 @@ from envelopes.model import NS
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 SCHEMA_PATH = SCHEMA_DIR / "edxml-qcvn102-2016.xsd"
 
-_SCHEMA = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
+_SCHEMA_DOC = etree.parse(str(SCHEMA_PATH))
+# A validator's error log is per instance: one compiled schema per thread keeps them apart.
+_LOCAL = threading.local()
 _MESSAGE_HEADER = f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader"
 
 Kind = Literal["edoc", "status"]
+_WHAT = {"edoc": "document", "status": "status"}
+_DATE_FORMATS = {"PromulgationDate": "%Y/%m/%d", "DueDate": "%Y/%m/%d",
+                 "Timestamp": "%Y/%m/%d %H:%M:%S"}
+_HUMAN = {"%Y/%m/%d": "yyyy/MM/dd", "%Y/%m/%d %H:%M:%S": "yyyy/MM/dd HH:mm:ss"}
 _UNBOUNDED = 1 << 30
 
 # How often each MessageHeader child may occur, per package kind; absent = not allowed.
@@ -58,8 +68,9 @@ def package_kind(root: etree._Element) -> Kind:
 
 def validate_tree(root: etree._Element) -> None:
     """Validate a parsed package; raise :class:`SchemaViolation` (reason, element path)."""
-    if not _SCHEMA.validate(root):
-        entry = _SCHEMA.error_log[0]
+    schema = _schema()
+    if not schema.validate(root):
+        entry = next(iter(cast(Iterable[Any], schema.error_log)))
         located = _locate(root, entry.path)
         path = element_path(located) if located is not None else entry.path
         raise SchemaViolation(_plain(entry.message), path=path, line=entry.line)
@@ -75,6 +86,10 @@ def structural_faults(root: etree._Element) -> list[tuple[str, str]]:
     header = root.find(_MESSAGE_HEADER)
     assert header is not None  # package_kind checked it
     faults = _cardinality_faults(header, kind)
+    faults.extend(_calendar_faults(header))
+    trace = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}TraceHeaderList")
+    if trace is not None:
+        faults.extend(_calendar_faults(trace))
     if kind == "status":
         faults.extend(_status_faults(root, header))
     return faults
@@ -85,7 +100,10 @@ def explain(root: etree._Element) -> list[str]:
 
     Slow (``xmlschema``); not for the hot path.
     """
-    lines = [f"{err.path}: {err.reason}" for err in _xmlschema().iter_errors(root)]
+    # xmlschema counts lxml comments as children of simple-content elements: drop them.
+    bare = copy.deepcopy(root)
+    etree.strip_tags(bare, etree.Comment, etree.ProcessingInstruction)
+    lines = [f"{err.path}: {_plain(str(err.reason))}" for err in _xmlschema().iter_errors(bare)]
     if not lines:
         try:
             lines = [f"{path}: {reason}" for reason, path in structural_faults(root)]
@@ -110,11 +128,21 @@ def element_path(element: etree._Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
+def _schema() -> etree.XMLSchema:
+    schema: etree.XMLSchema | None = getattr(_LOCAL, "schema", None)
+    if schema is None:
+        schema = _LOCAL.schema = etree.XMLSchema(_SCHEMA_DOC)
+    return schema
+
+
+_schema()  # compile at import: a broken bundled schema fails loudly, early
+
+
 @functools.cache
 def _xmlschema() -> Any:
     import xmlschema  # imported lazily: only diagnostics pay for it
 
-    return xmlschema.XMLSchema(str(SCHEMA_PATH), allow="sandbox")
+    return xmlschema.XMLSchema(str(SCHEMA_PATH), base_url=str(SCHEMA_DIR), allow="sandbox")
 
 
 def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, str]]:
@@ -124,7 +152,7 @@ def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, s
     for name, count in counts.items():
         if name not in allowed:
             first = header.find(f"{{{NS}}}{name}")
-            faults.append((f"{name} is not allowed in the MessageHeader of a {kind} package",
+            faults.append((f"{name} is not allowed in the MessageHeader of a {_WHAT[kind]} package",
                            element_path(first if first is not None else header)))
         elif count > allowed[name][1]:
             faults.append((f"{name} occurs {count} times in MessageHeader; at most "
@@ -132,7 +160,23 @@ def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, s
     for name, (least, _) in allowed.items():
         if counts[name] < least:
             faults.append((f"missing required element {name} in the MessageHeader of a "
-                           f"{kind} package", element_path(header)))
+                           f"{_WHAT[kind]} package", element_path(header)))
+    return faults
+
+
+def _calendar_faults(block: etree._Element) -> list[tuple[str, str]]:
+    # The XSD patterns admit 2024/02/30; the calendar does not.
+    faults: list[tuple[str, str]] = []
+    for el in block.iter(*(f"{{{NS}}}{name}" for name in _DATE_FORMATS)):
+        value = " ".join((el.text or "").split())
+        layout = _DATE_FORMATS[etree.QName(el).localname]
+        if not value:
+            continue
+        try:
+            datetime.strptime(value, layout)
+        except ValueError:
+            faults.append((f"{value!r} is not a real date or time ({_HUMAN[layout]})",
+                           element_path(el)))
     return faults
 
 
@@ -143,8 +187,9 @@ def _status_faults(root: etree._Element, header: etree._Element) -> list[tuple[s
         where = header.find(f"{{{NS}}}ResponseFor")
         faults.append(("a status package must name its document in ResponseFor/DocumentId",
                        element_path(where if where is not None else header)))
-    for extra in (f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLBody/{{{NS}}}edXMLManifest/{{{NS}}}Reference",
-                  f"{{{NS}}}AttachmentEncoded/{{{NS}}}Attachment"):
+    q = f"{{{NS}}}"
+    for extra in (f"{q}edXMLEnvelope/{q}edXMLBody/{q}edXMLManifest/{q}Reference",
+                  f"{q}AttachmentEncoded/{q}Attachment"):
         found = root.find(extra)
         if found is not None:
             faults.append(("a status package carries no attachments", element_path(found)))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class StatusCode(str, Enum):
+class StatusCode(StrEnum):
     """What happened to a document at one party; the value is the two-digit wire code."""
 
     ARRIVED = "01"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import codecs
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from lxml import etree
 
@@ -22,6 +25,7 @@ class XmlLimits:
 
     max_bytes: int = 64 * 1024 * 1024
     max_depth: int = 64
+    max_unzipped_bytes: int = 256 * 1024 * 1024  # all builder-zipped attachments, inflated
 
 
 DEFAULT_LIMITS = XmlLimits()
@@ -35,9 +39,11 @@ _OPTIONS = {
     "remove_pis": False,
     "huge_tree": True,  # large base64 text nodes are legitimate; size is bounded by XmlLimits
     "collect_ids": False,
+    "encoding": "utf-8",  # never let libxml2 guess: only UTF-8 is accepted
 }
-_PARSER = etree.XMLParser(**_OPTIONS)  # type: ignore[arg-type]
-_RECOVERING_PARSER = etree.XMLParser(recover=True, **_OPTIONS)  # type: ignore[arg-type]
+# Per-thread parsers: a parser's error_log describes its last parse only (the exception's
+# log is a process-wide accumulation), and threads must not read each other's.
+_LOCAL = threading.local()
 
 _FOREIGN_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # One vendor sample (edoc_new.edxml) starts with a few stray digits before the XML
@@ -56,10 +62,11 @@ def parse_tree(raw: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
     :func:`recover_tree`.
     """
     data = _prologue(raw, limits)
+    parser = _parser(recover=False)
     try:
-        root = etree.fromstring(data, parser=_PARSER)
+        root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc, limits) from None
+        raise _syntax_error(exc, parser, limits) from None
     _check_tree(root, limits)
     return root
 
@@ -71,10 +78,11 @@ def recover_tree(raw: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Eleme
     encoding); only well-formedness faults are repaired.
     """
     data = _prologue(raw, limits)
+    parser = _parser(recover=True)
     try:
-        root = etree.fromstring(data, parser=_RECOVERING_PARSER)
+        root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc, limits) from None
+        raise _syntax_error(exc, parser, limits) from None
     if root is None:
         raise MalformedXml("not well-formed XML: nothing could be recovered")
     _check_tree(root, limits)
@@ -90,14 +98,16 @@ def _prologue(raw: bytes, limits: XmlLimits) -> bytes:
             size=len(raw), limit=limits.max_bytes,
         )
     data = bytes(raw)
-    _refuse_doctype(data[:4096])
-    if data.startswith(_FOREIGN_BOMS):
-        raise MalformedXml("only UTF-8 is accepted (the input has a UTF-16/32 byte order mark)")
+    if data.startswith(_FOREIGN_BOMS) or b"\x00" in data:
+        raise MalformedXml("only UTF-8 is accepted (the input looks like UTF-16/32)")
+    _refuse_doctype(data)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     stray = _STRAY_DIGITS.match(data)
     if stray:
         data = data[stray.end():]
+    if not data.lstrip(b" \t\r\n").startswith(b"<"):
+        raise MalformedXml("not XML: the input does not start with '<'")
     declared = _DECLARED_ENCODING.match(data)
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
         name = declared.group(1).decode("ascii")
@@ -105,8 +115,18 @@ def _prologue(raw: bytes, limits: XmlLimits) -> bytes:
     return data
 
 
-def _syntax_error(exc: etree.XMLSyntaxError, limits: XmlLimits) -> MalformedXml | EnvelopeTooDeep:
-    entries = list(exc.error_log)
+def _parser(recover: bool) -> etree.XMLParser:
+    key = "recovering" if recover else "strict"
+    parser: etree.XMLParser | None = getattr(_LOCAL, key, None)
+    if parser is None:
+        parser = etree.XMLParser(recover=recover, **_OPTIONS)  # type: ignore[arg-type]
+        setattr(_LOCAL, key, parser)
+    return parser
+
+
+def _syntax_error(exc: etree.XMLSyntaxError, parser: etree.XMLParser,
+                  limits: XmlLimits) -> MalformedXml | EnvelopeTooDeep:
+    entries = list(cast(Iterable[Any], parser.error_log))
     if any("depth" in e.message.lower() and e.type_name == "ERR_RESOURCE_LIMIT" for e in entries):
         return EnvelopeTooDeep(f"nesting deeper than {limits.max_depth} elements",
                                limit=limits.max_depth)
@@ -117,16 +137,21 @@ def _syntax_error(exc: etree.XMLSyntaxError, limits: XmlLimits) -> MalformedXml 
 
 def _check_tree(root: etree._Element, limits: XmlLimits) -> None:
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    if getattr(tree.docinfo, "doctype", "") or tree.docinfo.internalDTD is not None:
         raise ForbiddenXmlConstruct("a DOCTYPE declaration is not allowed")
     _check_depth_and_entities(root, limits.max_depth)
 
 
-def _refuse_doctype(head: bytes) -> None:
-    # Refused before parsing so no DTD machinery ever runs on hostile input.
-    upper = head.upper().replace(b"\x00", b"")
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        raise ForbiddenXmlConstruct("a DOCTYPE or ENTITY declaration is not allowed")
+def _refuse_doctype(data: bytes) -> None:
+    # Refused before parsing so no DTD machinery ever runs on hostile input. The whole
+    # input is scanned (comments may push a DOCTYPE past any fixed prefix); "<!" cannot
+    # appear unescaped in text, so only comments or CDATA could trip this falsely.
+    pos = data.find(b"<!")
+    while pos != -1:
+        word = data[pos + 2:pos + 9].upper()
+        if word.startswith((b"DOCTYPE", b"ENTITY")):
+            raise ForbiddenXmlConstruct("a DOCTYPE or ENTITY declaration is not allowed")
+        pos = data.find(b"<!", pos + 2)
 
 
 def _check_depth_and_entities(root: etree._Element, max_depth: int) -> None:

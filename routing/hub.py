@@ -267,6 +267,10 @@ class Hub:
         receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
         await self._in_io(self.store.mark_delivered, verdict.document_id, verdict.sender_system,
                           now, receipt_xml)
+        await self._in_io(self.store.add_events, [TraceEvent(
+            event="delivered", at=now, message_id=receipt.message_id,
+            system_id=verdict.sender_system, document_id=verdict.document_id,
+            organ_id=",".join(receipt.recipients), detail=receipt.receipt_id)])
         assert self._topology is not None
         await self._confirmed_publish(
             self._topology.deliver_exchange,
@@ -360,22 +364,22 @@ def _delivery_records(verdict: Accepted | Rejected, now: datetime) -> list[Deliv
 
 def _trace_events(verdict: Accepted | Rejected, receipt: Receipt, now: datetime) -> list[TraceEvent]:
     sub = verdict.submission
-    base = {"document_id": verdict.document_id or None, "message_id": sub.message_id or "",
-            "at": now}
-    events = [TraceEvent(id=None, event="submitted", system_id=sub.user_id or "",
-                         organ_id=verdict.sender_organ or None, status_code=None, error_code=None,
-                         detail=verdict.kind or sub.routing_key, **base)]
+    doc, mid = verdict.document_id or None, sub.message_id or ""
+    organ = verdict.sender_organ or None
+    events = [TraceEvent(event="submitted", at=now, message_id=mid, document_id=doc,
+                         system_id=sub.user_id or "", organ_id=organ,
+                         detail=verdict.kind or sub.routing_key)]
     if isinstance(verdict, Rejected):
-        events.append(TraceEvent(id=None, event="rejected", system_id=sub.user_id or "",
-                                 organ_id=verdict.sender_organ or None, status_code=None,
-                                 error_code=verdict.code, detail=verdict.error.reason, **base))
+        events.append(TraceEvent(event="rejected", at=now, message_id=mid, document_id=doc,
+                                 system_id=sub.user_id or "", organ_id=organ,
+                                 error_code=verdict.code, detail=verdict.error.reason))
         return events
     code = verdict.status_code.value if verdict.status_code else None
-    events.append(TraceEvent(id=None, event="status" if code else "accepted",
-                             system_id=verdict.sender_system, organ_id=verdict.sender_organ,
-                             status_code=code, error_code=None, detail=receipt.receipt_id, **base))
+    events.append(TraceEvent(event="status" if code else "accepted", at=now, message_id=mid,
+                             document_id=doc, system_id=verdict.sender_system, organ_id=organ,
+                             status_code=code, detail=receipt.receipt_id))
     events.extend(
-        TraceEvent(id=None, event="published", system_id=d.system_id, organ_id=",".join(d.organs),
-                   status_code=code, error_code=None, detail=None, **base)
+        TraceEvent(event="published", at=now, message_id=mid, document_id=doc,
+                   system_id=d.system_id, organ_id=",".join(d.organs), status_code=code)
         for d in verdict.deliveries)
     return events

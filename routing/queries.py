@@ -17,7 +17,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from axis.errors import AxisError, QueryRefused
-from axis.store import Store
+from axis.store import Store, TraceEvent
 from axis.trace import timeline_json
 
 log = logging.getLogger("axis.hub.query")
@@ -66,18 +66,20 @@ def answer_query(store: Store, asker: str | None, body: bytes) -> dict[str, Any]
 
 
 def _trace(store: Store, asker: str, ident: str) -> dict[str, Any]:
-    events = store.trace(ident)
-    if not events or not _may_see(store, asker, events):
+    events = _visible(store, asker, store.trace(ident))
+    if not events:
         # The same answer for "unknown" and "not yours": no probing of others' documents.
         raise QueryRefused(f"no document {ident!r} that system {asker} is a party to")
     return timeline_json(events)
 
 
-def _may_see(store: Store, asker: str, events: list[Any]) -> bool:
-    if any(e.event == "submitted" and e.system_id == asker for e in events):
-        return True
+def _visible(store: Store, asker: str, events: list[TraceEvent]) -> list[TraceEvent]:
+    """All events of documents the asker is a party to; else only its own submissions'."""
     document_ids = {e.document_id for e in events if e.document_id}
-    return any(asker in store.parties(doc) for doc in document_ids)
+    if any(asker in store.parties(doc) for doc in document_ids):
+        return events
+    own = {(e.message_id) for e in events if e.event == "submitted" and e.system_id == asker}
+    return [e for e in events if e.message_id in own]
 
 
 def _receipts(store: Store, asker: str, message_id: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""XML digital signatures (enveloped XMLDSig over whole documents) and the Axis test PKI."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
@@ -108,7 +109,12 @@ class TrustStore:
         key = tuple(ders)
         chain = self._chains.get(key)
         if chain is None:
-            chain = self._trusted_chain(ders, at)
+            try:
+                chain = self._trusted_chain(ders, at)
+            except _UNREADABLE as exc:  # cryptography parses names, keys, extensions lazily
+                raise InvalidKeyMaterial(
+                    f"a certificate in KeyInfo cannot be read: {exc}"
+                ) from None
             self._chains.put(key, chain)
         for cert in chain:
             check_validity(cert, at)
@@ -174,6 +180,7 @@ def _require_digital_signature(
 
 
 _DER = Encoding.DER
+_UNREADABLE = (ValueError, UnsupportedAlgorithm, x509.InvalidVersion)
 _EE_POLICY = verification.ExtensionPolicy.permit_all().require_present(
     x509.KeyUsage, verification.Criticality.AGNOSTIC, _require_digital_signature
 )
@@ -183,7 +190,7 @@ _CA_POLICY = verification.ExtensionPolicy.webpki_defaults_ca()
 def _load_der(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except _UNREADABLE as exc:
         raise InvalidKeyMaterial(f"an X509Certificate cannot be read: {exc}") from None
 
 

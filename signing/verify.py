@@ -124,10 +124,14 @@ class Verifier:
         root = parse_tree(data) if isinstance(data, bytes | bytearray | memoryview) else data
         if not isinstance(root, etree._Element):
             raise SignatureInvalid("verify() needs bytes or an lxml element")
-        at = _utc(at)
-        shape = inspect_signature(root, allow_sha1=self._allow_sha1)
-        signer = self._trust.signer(shape.certificates_der, at)
-        return self._check_signature(root, signer, at)
+        try:
+            shape = inspect_signature(root, allow_sha1=self._allow_sha1)
+            signer = self._trust.signer(shape.certificates_der, _utc(at))
+            return self._check_signature(root, signer, _utc(at))
+        except AxisError:
+            raise
+        except Exception as exc:  # a library surprise on hostile input is still a refusal
+            raise SignatureInvalid(f"signature cannot be checked ({type(exc).__name__})") from None
 
     def _check_signature(
         self, root: etree._Element, signer: x509.Certificate, at: datetime

@@ -8,12 +8,11 @@ import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from lxml import etree
+from typing import Annotated, Any
 
 import typer
+from cryptography import x509
+from lxml import etree
 
 from axis.commands.common import (
     JsonOption,
@@ -47,13 +46,11 @@ app = typer.Typer(
 
 @app.command("new")
 def new_command(
-    metadata: Path = typer.Argument(
-        ..., metavar="METADATA", help="Document metadata, a .toml or .json file (see docs/edxml.md)."
-    ),
-    attach: list[Path] = typer.Option(
-        [], "--attach", "-a", metavar="FILE", help="A file to attach (repeatable)."
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the unsigned package."),
+    metadata: Annotated[Path, typer.Argument(
+        metavar="METADATA", help="Document metadata, a .toml or .json file (see docs/edxml.md).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the package.")],
+    attach: Annotated[list[Path] | None, typer.Option(
+        "--attach", "-a", metavar="FILE", help="A file to attach (repeatable).")] = None,
     as_json: bool = JsonOption,
 ) -> None:
     """Build an unsigned document package from a metadata file and attachments.
@@ -64,7 +61,7 @@ def new_command(
     """
     with reporting(as_json):
         meta = _read_metadata(metadata)
-        attachments = [_read_attachment(path) for path in attach]
+        attachments = [_read_attachment(path) for path in attach or []]
         big = sum(a.size for a in attachments)
         if big > PROGRESS_BYTES:
             stderr(f"building the package ({_megabytes(big)} of attachments)…")
@@ -81,7 +78,7 @@ def new_command(
 
 @app.command("show")
 def show_command(
-    file: Path = typer.Argument(..., metavar="FILE", help="An edXML package."),
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="An edXML package.")],
     as_json: bool = JsonOption,
 ) -> None:
     """Summarize a package: parties, subject, attachments, status, signer.
@@ -107,7 +104,7 @@ def show_command(
 
 @app.command("validate")
 def validate_command(
-    files: list[Path] = typer.Argument(..., metavar="FILE...", help="edXML packages to check."),
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Packages to check.")],
     as_json: bool = JsonOption,
 ) -> None:
     """Check packages against QCVN 102:2016 (schema, structure, attachments).
@@ -126,19 +123,22 @@ def validate_command(
     else:
         for result in results:
             for line in _result_lines(result):
-                typer.echo(line, err=not result["ok"])
-        bad = sum(1 for result in results if not result["ok"])
-        typer.echo(f"{len(results) - bad} valid, {bad} invalid", err=bad > 0)
+                typer.echo(line)
+        failed = [result for result in results if not result["ok"]]
+        typer.echo(f"{len(results) - len(failed)} valid, {len(failed)} invalid")
+        if failed:
+            typer.echo(f"error: {failed[0]['error']['code']}: {len(failed)} of {len(results)} "
+                       "files are invalid", err=True)
     if not valid:
         raise typer.Exit(max(int(r["exit_code"]) for r in results if not r["ok"]))
 
 
 @app.command("sign")
 def sign_command(
-    file: Path = typer.Argument(..., metavar="FILE", help="An unsigned edXML package."),
-    key: Path = typer.Option(..., "--key", help="The agency's private key (PEM)."),
-    cert: Path = typer.Option(..., "--cert", help="The agency's certificate (PEM)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the signed package."),
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="An unsigned edXML package.")],
+    key: Annotated[Path, typer.Option("--key", help="The agency's private key (PEM).")],
+    cert: Annotated[Path, typer.Option("--cert", help="The agency's certificate (PEM).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the signed package.")],
     as_json: bool = JsonOption,
 ) -> None:
     """Sign a package: one enveloped XMLDSig signature over the whole package.
@@ -170,16 +170,13 @@ def sign_command(
 
 @app.command("verify")
 def verify_command(
-    file: Path = typer.Argument(..., metavar="FILE", help="A signed edXML package."),
-    cert: Path | None = typer.Option(
-        None, "--cert", help="The signer's certificate (PEM): the package must be signed by it."
-    ),
-    trust: Path | None = typer.Option(
-        None, "--trust", help="CA certificate(s) (PEM): the signer's certificate must chain to one."
-    ),
-    allow_sha1: bool = typer.Option(
-        False, "--allow-sha1", help="Accept legacy RSA-SHA1 / SHA-1 signatures."
-    ),
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A signed edXML package.")],
+    cert: Annotated[Path | None, typer.Option(
+        "--cert", help="The signer's certificate (PEM): the package must be signed by it.")] = None,
+    trust: Annotated[Path | None, typer.Option(
+        "--trust", help="CA certificate(s) (PEM): the signer's must chain to one.")] = None,
+    allow_sha1: Annotated[bool, typer.Option(
+        "--allow-sha1", help="Accept legacy RSA-SHA1 / SHA-1 signatures.")] = False,
     as_json: bool = JsonOption,
 ) -> None:
     """Verify a package's signature and signer certificate, at the current time.
@@ -192,8 +189,8 @@ def verify_command(
 
         axis envelope verify letter.signed.edxml --trust pki/ca.pem
     """
-    policy, against = trust_policy(cert, trust, allow_sha1=allow_sha1)
     with reporting(as_json):
+        policy, against = trust_policy(cert, trust, allow_sha1=allow_sha1)
         raw = read_file(file, "package")
         verified = verify(raw, policy)
         package = parse_package(verified.signed_bytes)
@@ -262,7 +259,7 @@ def _validate_one(path: Path) -> dict[str, Any]:
 def _explain(raw: bytes) -> list[str]:
     try:
         return explain(parse_tree(raw))
-    except AxisError:
+    except Exception:  # the details are a bonus: the coded error is already reported
         return []
 
 
@@ -308,7 +305,7 @@ def package_data(package: Package) -> dict[str, Any]:
             "promulgation": {"date": info.promulgation_date.isoformat(), "place": info.place},
             "due_date": package.due_date.isoformat() if package.due_date else None,
             "priority": package.priority,
-            "business": package.business.doc_type.name.lower() if package.business else None,
+            "business": _business(package),
             "attachments": [{"name": a.attachment_name, "content_type": a.content_type,
                              "size": a.size, "sha256": a.sha256} for a in package.attachments],
         })
@@ -339,7 +336,7 @@ def package_lines(package: Package) -> list[str]:
         ]
     kind = package.document_type
     info = package.promulgation_info
-    business = package.business.doc_type.name.lower() if package.business else "new"
+    business = _business(package)
     lines = [
         f"  kind:         edoc (a document, {business})",
         f"  document id:  {package.document_id}",
@@ -349,7 +346,7 @@ def package_lines(package: Package) -> list[str]:
         f"  type:         {kind.type} {kind.type_name}".rstrip(),
         f"  promulgated:  {info.promulgation_date.isoformat()} {info.place}".rstrip(),
         *([f"  due date:     {package.due_date.isoformat()}"] if package.due_date else []),
-        f"  priority:     {package.priority}",
+        f"  priority:     {package.priority} (0 normal … 4 most urgent)",
         f"  attachments:  {len(package.attachments)}",
     ]
     lines.extend(f"    - {a.attachment_name} ({a.content_type}, {a.size} bytes) sha256 {a.sha256}"
@@ -405,6 +402,10 @@ def _party(organ: Organization) -> dict[str, str]:
 
 def _named(organ: Organization) -> str:
     return f"{organ.organ_id} {organ.organ_name}".strip()
+
+
+def _business(package: DocumentPackage) -> str:
+    return package.business.doc_type.name.lower() if package.business else "new"
 
 
 def _code(package: DocumentPackage) -> str:

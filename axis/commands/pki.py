@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -20,7 +21,7 @@ app = typer.Typer(
 
 @app.command("init")
 def init_command(
-    directory: Path = typer.Argument(..., metavar="DIR", help="Directory for the PKI files."),
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Directory for the PKI.")],
     as_json: bool = JsonOption,
 ) -> None:
     """Create a CA and the hub's signing certificate in DIR.
@@ -54,9 +55,9 @@ def init_command(
 
 @app.command("issue")
 def issue_command(
-    directory: Path = typer.Argument(..., metavar="DIR", help="A directory made by `axis pki init`."),
-    organ_id: str = typer.Option(..., "--organ-id", help="The agency's OrganId, e.g. 000.00.00.G22."),
-    name: str = typer.Option(..., "--name", help="The agency's name (certificate common name)."),
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Made by `axis pki init`.")],
+    organ_id: Annotated[str, typer.Option("--organ-id", help="OrganId, e.g. 000.00.00.G22.")],
+    name: Annotated[str, typer.Option("--name", help="The agency's name (common name).")],
     as_json: bool = JsonOption,
 ) -> None:
     """Issue an agency signing certificate with DIR's CA.
@@ -74,7 +75,7 @@ def issue_command(
         validate_organ_id(organ_id)
         if not (directory / "ca.key").is_file() or not (directory / "ca.pem").is_file():
             raise PkiError(
-                f"{directory} holds no CA (ca.pem and ca.key); run `axis pki init {directory}` first",
+                f"{directory} holds no CA (ca.pem, ca.key): run `axis pki init {directory}` first",
                 path=str(directory),
             )
         paths = issue_agency_files(directory, organ_id, name, utc_now())

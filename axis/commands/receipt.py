@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -21,16 +21,13 @@ app = typer.Typer(
 
 @app.command("verify")
 def verify_command(
-    receipt_file: Path = typer.Argument(..., metavar="RECEIPT.xml", help="The signed receipt."),
-    package: Path | None = typer.Option(
-        None, "--package", help="The package the receipt is about: its SHA-256 must match."
-    ),
-    hub_cert: Path | None = typer.Option(
-        None, "--hub-cert", help="The hub's certificate (PEM): the receipt must be signed by it."
-    ),
-    trust: Path | None = typer.Option(
-        None, "--trust", help="CA certificate(s) (PEM): the hub's certificate must chain to one."
-    ),
+    receipt_file: Annotated[Path, typer.Argument(metavar="RECEIPT.xml", help="The receipt.")],
+    package: Annotated[Path | None, typer.Option(
+        "--package", help="The package the receipt is about: its SHA-256 must match.")] = None,
+    hub_cert: Annotated[Path | None, typer.Option(
+        "--hub-cert", help="The hub's certificate (PEM): it must have signed the receipt.")] = None,
+    trust: Annotated[Path | None, typer.Option(
+        "--trust", help="CA certificate(s) (PEM): the hub's must chain to one.")] = None,
     as_json: bool = JsonOption,
 ) -> None:
     """Verify a receipt's hub signature (and, with --package, that it names that package).
@@ -44,8 +41,8 @@ def verify_command(
 
         axis receipt verify receipt.xml --package signed.edxml --hub-cert pki/hub.pem
     """
-    policy, against = trust_policy(hub_cert, trust, pinned_flag="--hub-cert")
     with reporting(as_json):
+        policy, against = trust_policy(hub_cert, trust, pinned_flag="--hub-cert")
         raw = read_file(receipt_file, "receipt")
         package_bytes = read_file(package, "package") if package is not None else None
         verified = verify_receipt(raw, policy, package_bytes)

@@ -1,0 +1,123 @@
+"""The broker topology: exchanges, the hub's queues and the per-system inboxes.
+
+::
+
+    system --(user_id=system, key edoc|status)--> axis.submit (direct) --> queue axis.submit
+    system --(user_id=system, key query, reply_to=amq.rabbitmq.reply-to)--> axis.query --> queue
+    hub --(key = system id)--> axis.deliver (direct) --> queue axis.inbox.<system id>
+    rejected/expired/over-delivered messages --> axis.dead (fanout) --> queue axis.dead
+
+``axis.dead`` is a fanout exchange: dead-lettered messages keep their original routing
+key (``edoc``, a system id, ...), which a direct exchange would fail to route.
+Declarations are idempotent; the same arguments are used by
+:meth:`axis.provision.Management.declare_inbox` through the management API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+SUBMIT_EXCHANGE = "axis.submit"
+SUBMIT_QUEUE = "axis.submit"
+DELIVER_EXCHANGE = "axis.deliver"
+QUERY_EXCHANGE = "axis.query"
+QUERY_QUEUE = "axis.query"
+DEAD_EXCHANGE = "axis.dead"
+DEAD_QUEUE = "axis.dead"
+EDOC_KEY = "edoc"
+STATUS_KEY = "status"
+QUERY_KEY = "query"
+INBOX_PREFIX = "axis.inbox."
+QUEUE_TYPES = ("quorum", "classic")
+# A submission that crashes the hub this many times is dead-lettered, not retried forever.
+SUBMIT_DELIVERY_LIMIT = 20
+
+EXCHANGE_TYPES: dict[str, str] = {
+    SUBMIT_EXCHANGE: "direct",
+    DELIVER_EXCHANGE: "direct",
+    QUERY_EXCHANGE: "direct",
+    DEAD_EXCHANGE: "fanout",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The declared exchanges and queues, bound to the channel that declared them."""
+
+    channel: AbstractChannel
+    submit_exchange: AbstractExchange
+    deliver_exchange: AbstractExchange
+    query_exchange: AbstractExchange
+    dead_exchange: AbstractExchange
+    submit_queue: AbstractQueue
+    query_queue: AbstractQueue
+    dead_queue: AbstractQueue
+
+
+def inbox_queue_name(system_id: str) -> str:
+    """``axis.inbox.<system id>``."""
+    return INBOX_PREFIX + system_id
+
+
+def queue_arguments(
+    queue_type: str, *, dead_letter: bool = True, delivery_limit: int | None = None
+) -> dict[str, Any]:
+    """The ``x-`` arguments of an Axis queue of ``queue_type`` (quorum or classic)."""
+    if queue_type not in QUEUE_TYPES:
+        raise ValueError(f"queue_type must be one of {QUEUE_TYPES}, not {queue_type!r}")
+    arguments: dict[str, Any] = {"x-queue-type": queue_type}
+    if dead_letter:
+        arguments["x-dead-letter-exchange"] = DEAD_EXCHANGE
+    if delivery_limit is not None and queue_type == "quorum":
+        arguments["x-delivery-limit"] = delivery_limit
+    return arguments
+
+
+def inbox_arguments(queue_type: str) -> dict[str, Any]:
+    """Arguments of a system inbox (shared with the management-API provisioning)."""
+    return queue_arguments(queue_type)
+
+
+async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum") -> Topology:
+    """Declare every hub exchange and queue (idempotent) and bind the hub's queues."""
+    exchanges = {
+        name: await channel.declare_exchange(name, ExchangeType(kind), durable=True)
+        for name, kind in EXCHANGE_TYPES.items()
+    }
+    dead_queue = await channel.declare_queue(
+        DEAD_QUEUE, durable=True, arguments=queue_arguments(queue_type, dead_letter=False))
+    await dead_queue.bind(exchanges[DEAD_EXCHANGE])
+    submit_queue = await channel.declare_queue(
+        SUBMIT_QUEUE, durable=True,
+        arguments=queue_arguments(queue_type, delivery_limit=SUBMIT_DELIVERY_LIMIT))
+    for key in (EDOC_KEY, STATUS_KEY):
+        await submit_queue.bind(exchanges[SUBMIT_EXCHANGE], routing_key=key)
+    query_queue = await channel.declare_queue(
+        QUERY_QUEUE, durable=True, arguments=queue_arguments(queue_type))
+    await query_queue.bind(exchanges[QUERY_EXCHANGE], routing_key=QUERY_KEY)
+    return Topology(
+        channel=channel,
+        submit_exchange=exchanges[SUBMIT_EXCHANGE],
+        deliver_exchange=exchanges[DELIVER_EXCHANGE],
+        query_exchange=exchanges[QUERY_EXCHANGE],
+        dead_exchange=exchanges[DEAD_EXCHANGE],
+        submit_queue=submit_queue,
+        query_queue=query_queue,
+        dead_queue=dead_queue,
+    )  # fmt: skip
+
+
+async def declare_inbox(
+    channel: AbstractChannel, system_id: str, queue_type: str = "quorum"
+) -> AbstractQueue:
+    """Declare ``axis.inbox.<system_id>`` bound to ``axis.deliver`` with key = system id."""
+    deliver = await channel.declare_exchange(DELIVER_EXCHANGE, ExchangeType.DIRECT, durable=True)
+    await channel.declare_exchange(DEAD_EXCHANGE, ExchangeType.FANOUT, durable=True)
+    queue = await channel.declare_queue(
+        inbox_queue_name(system_id), durable=True, arguments=inbox_arguments(queue_type))
+    await queue.bind(deliver, routing_key=system_id)
+    return queue
