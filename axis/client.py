@@ -32,9 +32,9 @@ from axis.errors import (
     ReceiptTimeout,
 )
 from axis.receipts import VerifiedReceipt, verify_receipt
+from envelopes.builder import build_package, status_package
 from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
-from envelopes.builder import build_package, status_package
 from envelopes.status_codes import StatusCode
 from routing.messages import H_CONSIGNMENT, H_RECIPIENT_ORGANS, H_SENDER_SYSTEM, TYPE_RECEIPT
 from routing.topology import EDOC_KEY, QUERY_EXCHANGE, STATUS_KEY, SUBMIT_EXCHANGE, inbox_queue_name
@@ -90,8 +90,13 @@ class InboxItem:
 class AgencyClient:
     """An agency system's connection to the hub."""
 
-    def __init__(self, config: ClientConfig, *, auto_arrived: bool = True,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        auto_arrived: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.config = config
         self.auto_arrived = auto_arrived
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -110,16 +115,23 @@ class AgencyClient:
         """Open the connection and a confirming channel; broker errors become coded errors."""
         try:
             self._connection = await asyncio.wait_for(
-                aio_pika.connect_robust(self.config.amqp_url, reconnect_interval=1,
-                                        fail_fast="true"), timeout)
-        except (aiormq.exceptions.ProbableAuthenticationError,) as exc:
-            raise AuthenticationFailed(f"the broker refused the credentials of {self.config.system_id}:"
-                                       f" {exc}") from None
-        except (OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPConnectionError) as exc:
+                aio_pika.connect_robust(
+                    self.config.amqp_url, reconnect_interval=1, fail_fast="true"
+                ),
+                timeout,
+            )
+        except aiormq.exceptions.ProbableAuthenticationError as exc:
+            raise AuthenticationFailed(
+                f"the broker refused the credentials of {self.config.system_id}: {exc}"
+            ) from None
+        except (TimeoutError, OSError, aiormq.exceptions.AMQPConnectionError) as exc:
             if "ACCESS_REFUSED" in str(exc) or "authentication" in str(exc).lower():
                 raise AuthenticationFailed(
-                    f"the broker refused the credentials of {self.config.system_id}") from None
-            raise BrokerUnreachable(f"cannot reach the broker: {exc or type(exc).__name__}") from None
+                    f"the broker refused the credentials of {self.config.system_id}"
+                ) from None
+            raise BrokerUnreachable(
+                f"cannot reach the broker: {exc or type(exc).__name__}"
+            ) from None
         self._channel = await self._connection.channel(publisher_confirms=True)
 
     async def close(self) -> None:
@@ -140,26 +152,40 @@ class AgencyClient:
         raw = package if isinstance(package, bytes) else build_package(package)
         return sign_package(raw, self.config.signing_key)
 
-    async def send(self, signed: bytes, *, kind: str = EDOC_KEY, message_id: str | None = None) -> str:
+    async def send(
+        self, signed: bytes, *, kind: str = EDOC_KEY, message_id: str | None = None
+    ) -> str:
         """Submit signed bytes; waits for the broker's confirm; returns the consignment id."""
         message_id = message_id or str(uuid.uuid4())
         exchange = await self.channel.get_exchange(SUBMIT_EXCHANGE, ensure=False)
         message = aio_pika.Message(
-            body=signed, message_id=message_id, user_id=self.config.system_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/xml")
+            body=signed,
+            message_id=message_id,
+            user_id=self.config.system_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/xml",
+        )
         await self._publish(exchange, message, kind)
         return message_id
 
-    async def send_status(self, document: DocumentPackage, code: StatusCode, description: str,
-                          *, organ: Organization | None = None, staff: StaffInfo | None = None,
-                          message_id: str | None = None) -> str:
+    async def send_status(
+        self,
+        document: DocumentPackage,
+        code: StatusCode,
+        description: str,
+        *,
+        organ: Organization | None = None,
+        staff: StaffInfo | None = None,
+        message_id: str | None = None,
+    ) -> str:
         """Build, sign and submit a status package about ``document``."""
         sender = organ or self.config.organ or Organization(self.config.system_id)
         status = status_package(sender, document, code, description, self._clock(), staff)
         return await self.send(self.sign(status), kind=STATUS_KEY, message_id=message_id)
 
-    async def _publish(self, exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message,
-                       routing_key: str) -> None:
+    async def _publish(
+        self, exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message, routing_key: str
+    ) -> None:
         try:
             await exchange.publish(message, routing_key, mandatory=True)
         except aio_pika.exceptions.DeliveryError as exc:
@@ -184,13 +210,19 @@ class AgencyClient:
 
             await reply_queue.consume(on_reply, no_ack=True)
             exchange = await channel.get_exchange(QUERY_EXCHANGE, ensure=False)
-            await exchange.publish(aio_pika.Message(
-                body=json.dumps(request).encode(), user_id=self.config.system_id,
-                reply_to="amq.rabbitmq.reply-to", correlation_id=str(uuid.uuid4()),
-                content_type="application/json"), routing_key="query")
+            await exchange.publish(
+                aio_pika.Message(
+                    body=json.dumps(request).encode(),
+                    user_id=self.config.system_id,
+                    reply_to="amq.rabbitmq.reply-to",
+                    correlation_id=str(uuid.uuid4()),
+                    content_type="application/json",
+                ),
+                routing_key="query",
+            )
             try:
                 answer: dict[str, Any] = json.loads(await asyncio.wait_for(replies.get(), timeout))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise ReceiptTimeout(f"the hub did not answer within {timeout:g} s") from None
         finally:
             await channel.close()
@@ -212,8 +244,10 @@ class AgencyClient:
             if remaining <= 0:
                 raise ReceiptTimeout(f"no receipt for {message_id!r} within {timeout:g} s")
             try:
-                answer = await self.query({"op": "receipt", "message_id": message_id},
-                                          timeout=max(0.1, min(remaining, 5.0)))
+                answer = await self.query(
+                    {"op": "receipt", "message_id": message_id},
+                    timeout=max(0.1, min(remaining, 5.0)),
+                )
                 return self.verify_receipt(answer["receipt"].encode())
             except QueryRefused:
                 await asyncio.sleep(min(delay, max(0.0, remaining)))
@@ -245,15 +279,22 @@ class AgencyClient:
             yield item
 
     def _item(self, message: AbstractIncomingMessage) -> InboxItem:
-        item = InboxItem(kind=message.type or "", body=bytes(message.body),
-                         message_id=message.message_id or "", headers=dict(message.headers or {}),
-                         _message=message, _on_ack=self._after_ack)
+        item = InboxItem(
+            kind=message.type or "",
+            body=bytes(message.body),
+            message_id=message.message_id or "",
+            headers=dict(message.headers or {}),
+            _message=message,
+            _on_ack=self._after_ack,
+        )
         try:
             if item.kind == TYPE_RECEIPT:
                 item.receipt = self.verify_receipt(item.body)
             else:
-                verified = verify(item.body, VerifyPolicy(at=self._clock(),
-                                                          trust_anchors=self.config.trust_anchors))
+                verified = verify(
+                    item.body,
+                    VerifyPolicy(at=self._clock(), trust_anchors=self.config.trust_anchors),
+                )
                 item.signer = verified.signer
                 item.package = read_package(verified.root)
         except AxisError as error:
@@ -262,15 +303,20 @@ class AgencyClient:
 
     async def _after_ack(self, item: InboxItem) -> None:
         self._seen.add(item.message_id)
-        if (self.auto_arrived and isinstance(item.package, DocumentPackage)
-                and item.error is None):
+        if self.auto_arrived and isinstance(item.package, DocumentPackage) and item.error is None:
             organs = item.recipient_organs or (self.config.system_id,)
             for organ_id in organs:
-                organ = (self.config.organ if self.config.organ and
-                         self.config.organ.organ_id == organ_id else Organization(organ_id))
-                await self.send_status(item.package, StatusCode.ARRIVED, "Đã đến / arrived",
-                                       organ=organ,
-                                       )
+                organ = (
+                    self.config.organ
+                    if self.config.organ and self.config.organ.organ_id == organ_id
+                    else Organization(organ_id)
+                )
+                await self.send_status(
+                    item.package,
+                    StatusCode.ARRIVED,
+                    "Đã đến / arrived",
+                    organ=organ,
+                )
 
     def remember(self, message_ids: set[str]) -> None:
         """Message ids the application has already stored (de-duplication across runs)."""

@@ -68,37 +68,57 @@ class InboxStore:
 
 def _meta(item: InboxItem, item_id: str) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "id": item_id, "message_id": item.message_id, "kind": item.kind,
-        "stored_at": datetime.now(UTC).isoformat(), "headers": {k: str(v) for k, v in
-                                                               item.headers.items()},
+        "id": item_id,
+        "message_id": item.message_id,
+        "kind": item.kind,
+        "stored_at": datetime.now(UTC).isoformat(),
+        "headers": {k: str(v) for k, v in item.headers.items()},
         "verified": item.error is None,
     }
     if item.error is not None:
         meta["error"] = item.error.to_dict()
         meta["summary"] = f"NOT VERIFIED: {item.error.code}"
     if item.signer is not None:
-        meta["signer"] = {"subject": item.signer.subject.rfc4514_string(),
-                          "fingerprint": fingerprint(item.signer)}
+        meta["signer"] = {
+            "subject": item.signer.subject.rfc4514_string(),
+            "fingerprint": fingerprint(item.signer),
+        }
     package = item.package
     if isinstance(package, DocumentPackage):
-        meta.update(document_id=package.document_id, sender=package.sender.organ_id,
-                    subject=package.subject,
-                    attachments=[{"name": a.attachment_name, "sha256": a.sha256, "size": a.size}
-                                 for a in package.attachments])
-        meta.setdefault("summary", f"{package.document_id} from {package.sender.organ_id}: "
-                                   f"{package.subject}")
+        meta.update(
+            document_id=package.document_id,
+            sender=package.sender.organ_id,
+            subject=package.subject,
+            attachments=[
+                {"name": a.attachment_name, "sha256": a.sha256, "size": a.size}
+                for a in package.attachments
+            ],
+        )
+        meta.setdefault(
+            "summary", f"{package.document_id} from {package.sender.organ_id}: {package.subject}"
+        )
     elif isinstance(package, StatusPackage):
         code = package.status_code
-        meta.update(document_id=package.document_id, sender=package.sender.organ_id,
-                    status_code=code.value)
-        meta.setdefault("summary", f"status {code.value} {code.vi} ({code.en}) from "
-                                   f"{package.sender.organ_id} about {package.document_id}")
+        meta.update(
+            document_id=package.document_id, sender=package.sender.organ_id, status_code=code.value
+        )
+        meta.setdefault(
+            "summary",
+            f"status {code.value} {code.vi} ({code.en}) from "
+            f"{package.sender.organ_id} about {package.document_id}",
+        )
     elif item.receipt is not None:
         r = item.receipt.receipt
-        meta.update(event=r.event, document_id=r.document_id, consignment=r.message_id,
-                    error_code=r.error_code or None)
-        meta.setdefault("summary", f"receipt: {r.event} {r.message_id}"
-                                   + (f" ({r.error_code})" if r.error_code else ""))
+        meta.update(
+            event=r.event,
+            document_id=r.document_id,
+            consignment=r.message_id,
+            error_code=r.error_code or None,
+        )
+        meta.setdefault(
+            "summary",
+            f"receipt: {r.event} {r.message_id}" + (f" ({r.error_code})" if r.error_code else ""),
+        )
     meta.setdefault("summary", item.kind)
     return meta
 

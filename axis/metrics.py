@@ -13,23 +13,37 @@ class HubMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.submissions = Counter(
-            "axis_submissions", "Submissions processed, by package kind and outcome.",
-            ["kind", "outcome"], registry=self.registry)
+            "axis_submissions",
+            "Submissions processed, by package kind and outcome.",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
         self.rejections = Counter(
-            "axis_rejections", "Rejected submissions, by error code.", ["code"],
-            registry=self.registry)
+            "axis_rejections",
+            "Rejected submissions, by error code.",
+            ["code"],
+            registry=self.registry,
+        )
         self.processing = Histogram(
-            "axis_processing_seconds", "Time from consuming a submission to its ack.",
+            "axis_processing_seconds",
+            "Time from consuming a submission to its ack.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry)
+            registry=self.registry,
+        )
         self.deliveries = Counter(
-            "axis_deliveries", "Copies published to recipient inboxes, by package kind.",
-            ["kind"], registry=self.registry)
+            "axis_deliveries",
+            "Copies published to recipient inboxes, by package kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.duplicates = Counter(
-            "axis_duplicates", "Re-submissions answered with the original receipt.",
-            registry=self.registry)
+            "axis_duplicates",
+            "Re-submissions answered with the original receipt.",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
-            "axis_in_flight", "Submissions being processed now.", registry=self.registry)
+            "axis_in_flight", "Submissions being processed now.", registry=self.registry
+        )
         self._known_codes = frozenset(error_codes())
 
     def rejected(self, kind: str, code: str) -> None:

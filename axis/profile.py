@@ -62,8 +62,9 @@ class Profile:
             signing_key=load_credential(self.key, self.cert),
             hub_certificate=load_certificate(_read(self.hub_cert, "hub certificate")),
             trust_anchors=tuple(load_certificates(_read(self.ca, "CA certificate"))),
-            organ=Organization(self.system_id, organ_name=self.organ_name,
-                               organization_in_charge=self.organ_name),
+            organ=Organization(
+                self.system_id, organ_name=self.organ_name, organization_in_charge=self.organ_name
+            ),
         )
 
 
@@ -91,10 +92,16 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None)
         raise InvalidSettings(f"profile {str(path)!r} lacks {', '.join(missing)}")
     base = path.resolve().parent
     return Profile(
-        path=path, system_id=data["system_id"], organ_name=str(data.get("organ_name", "")),
-        amqp_url=data["amqp_url"], password=data["password"],
-        key=base / data["key"], cert=base / data["cert"], hub_cert=base / data["hub_cert"],
-        ca=base / data["ca"])
+        path=path,
+        system_id=data["system_id"],
+        organ_name=str(data.get("organ_name", "")),
+        amqp_url=data["amqp_url"],
+        password=data["password"],
+        key=base / data["key"],
+        cert=base / data["cert"],
+        hub_cert=base / data["hub_cert"],
+        ca=base / data["ca"],
+    )
 
 
 def profile_toml(values: Mapping[str, Any]) -> str:

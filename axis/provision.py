@@ -23,6 +23,7 @@ from routing.topology import (
     EXCHANGE_TYPES,
     QUERY_EXCHANGE,
     SUBMIT_EXCHANGE,
+    hub_queues,
     inbox_arguments,
     inbox_queue_name,
 )
@@ -98,6 +99,18 @@ class Management:
         return self._get_or_none(f"users/{_q(user)}") is not None
 
     # queues
+
+    def declare_topology(self, vhost: str, queue_type: str = "quorum") -> None:
+        """Declare the hub's exchanges and queues, so systems can submit before a hub runs."""
+        for exchange, kind in EXCHANGE_TYPES.items():
+            body = {"type": kind, "durable": True, "auto_delete": False}
+            self._call("PUT", f"exchanges/{_q(vhost)}/{_q(exchange)}", body)
+        for spec in hub_queues(queue_type):
+            body = {"durable": True, "auto_delete": False, "arguments": spec.arguments}
+            self._call("PUT", f"queues/{_q(vhost)}/{_q(spec.name)}", body)
+            for exchange, key in spec.bindings:
+                path = f"bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(spec.name)}"
+                self._call("POST", path, {"routing_key": key, "arguments": {}})
 
     def declare_inbox(self, vhost: str, system_id: str, queue_type: str = "quorum") -> None:
         """Declare ``axis.inbox.<id>`` and bind it to ``axis.deliver`` with key = system id."""

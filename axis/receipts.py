@@ -104,15 +104,13 @@ def read_receipt(root: etree._Element) -> Receipt:
     recipients = root.find(_Q + "Recipients")
     return Receipt(
         receipt_id=_required(root, "ReceiptId"),
-        event=event,  # type: ignore[arg-type]  # checked against EVENTS above
+        event=event,
         kind=_optional(root, "Kind") or "edoc",
         message_id=_required(root, "MessageId"),
         document_id=_optional(root, "DocumentId"),
         sender_system=_optional(root, "Sender/axis:System"),
         sender_organ=_optional(root, "Sender/axis:Organ"),
-        recipients=tuple(
-            (e.text or "") for e in (recipients if recipients is not None else [])
-        ),
+        recipients=tuple((e.text or "") for e in (recipients if recipients is not None else [])),
         recipient_system=(recipients.get("system", "") if recipients is not None else ""),
         package_sha256=_required(root, "PackageSha256"),
         hub_time=_parse_time(_required(root, "HubTime")),
@@ -153,13 +151,19 @@ def describe(receipt: Receipt) -> str:
     doc = f"document {receipt.document_id!r}" if receipt.document_id else "a package"
     to = ", ".join(receipt.recipients) or "no recipient"
     if receipt.event == "accepted":
-        return (f"At {when} the hub accepted {doc} (consignment {receipt.message_id!r}) "
-                f"from {who} and routed it to {to}.")
+        return (
+            f"At {when} the hub accepted {doc} (consignment {receipt.message_id!r}) "
+            f"from {who} and routed it to {to}."
+        )
     if receipt.event == "delivered":
-        return (f"At {when} the hub recorded that {doc} (consignment {receipt.message_id!r}) "
-                f"from {who} arrived at {to}.")
-    return (f"At {when} the hub rejected consignment {receipt.message_id!r} from {who}: "
-            f"{receipt.error_code}: {receipt.reason}")
+        return (
+            f"At {when} the hub recorded that {doc} (consignment {receipt.message_id!r}) "
+            f"from {who} arrived at {to}."
+        )
+    return (
+        f"At {when} the hub rejected consignment {receipt.message_id!r} from {who}: "
+        f"{receipt.error_code}: {receipt.reason}"
+    )
 
 
 def _text(parent: etree._Element, name: str, value: str) -> etree._Element:

@@ -18,8 +18,9 @@ from routing.topology import inbox_queue_name
 from signing.keys import load_certificate, organ_id_of
 
 
-def register_system(settings: Settings, organ_id: str, name: str, cert_pem: bytes,
-                    serves: Sequence[str] = ()) -> dict[str, Any]:
+def register_system(
+    settings: Settings, organ_id: str, name: str, cert_pem: bytes, serves: Sequence[str] = ()
+) -> dict[str, Any]:
     """Create the system; returns ``{"system_id", "amqp_user", "amqp_password", "inbox", ...}``."""
     organ_id = check_organ_id(organ_id)
     for served in serves:
@@ -35,6 +36,7 @@ def register_system(settings: Settings, organ_id: str, name: str, cert_pem: byte
             raise AgencyExists(f"system {organ_id} is already registered")
         password = generate_password()
         management = Management(settings.management_url)
+        management.declare_topology(settings.vhost, settings.queue_type)
         management.create_system_account(settings.vhost, organ_id, password)
         management.declare_inbox(settings.vhost, organ_id, settings.queue_type)
         try:
@@ -45,6 +47,11 @@ def register_system(settings: Settings, organ_id: str, name: str, cert_pem: byte
             raise
     finally:
         store.dispose()
-    return {"system_id": organ_id, "name": name, "amqp_user": organ_id,
-            "amqp_password": password, "inbox": inbox_queue_name(organ_id),
-            "vhost": settings.vhost}
+    return {
+        "system_id": organ_id,
+        "name": name,
+        "amqp_user": organ_id,
+        "amqp_password": password,
+        "inbox": inbox_queue_name(organ_id),
+        "vhost": settings.vhost,
+    }

@@ -15,15 +15,26 @@ from envelopes.status_codes import StatusCode
 
 
 class EventLike(Protocol):
-    event: str
-    document_id: str | None
-    message_id: str
-    system_id: str
-    organ_id: str | None
-    status_code: str | None
-    error_code: str | None
-    detail: str | None
-    at: datetime
+    """What a timeline reads of a trace event (``axis.store.TraceEvent`` has it)."""
+
+    @property
+    def event(self) -> str: ...
+    @property
+    def document_id(self) -> str | None: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def system_id(self) -> str: ...
+    @property
+    def organ_id(self) -> str | None: ...
+    @property
+    def status_code(self) -> str | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def detail(self) -> str | None: ...
+    @property
+    def at(self) -> datetime: ...
 
 
 def timeline_json(events: Sequence[EventLike]) -> dict[str, Any]:
@@ -69,16 +80,20 @@ _VERBS = {
 
 def render_timeline(timeline: dict[str, Any]) -> list[str]:
     """Human lines, one per event."""
-    lines = [f"Document {timeline.get('document_id') or '(no document id)'}"
-             f"  consignment(s): {', '.join(timeline.get('message_ids', [])) or '-'}"]
+    lines = [
+        f"Document {timeline.get('document_id') or '(no document id)'}"
+        f"  consignment(s): {', '.join(timeline.get('message_ids', [])) or '-'}"
+    ]
     for item in timeline.get("events", []):
         who = item.get("organ") or ""
         system = item.get("system") or ""
         party = f"{who} [{system}]" if who and system and who != system else (who or system)
         line = f"  {item['at']}  {_VERBS.get(item['event'], item['event'])} {party}".rstrip()
         if "status_code" in item and item["event"] in ("status", "delivered", "published"):
-            line += (f"  — {item['status_code']} {item.get('status_vi', '')}"
-                     f" ({item.get('status_en', '')})")
+            line += (
+                f"  — {item['status_code']} {item.get('status_vi', '')}"
+                f" ({item.get('status_en', '')})"
+            )
         if "error_code" in item:
             line += f"  — {item['error_code']}: {item.get('reason') or ''}"
         lines.append(line)

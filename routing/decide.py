@@ -72,10 +72,14 @@ class TrustIndex:
 
     @classmethod
     def from_snapshot(cls, snapshot: RegistrySnapshot) -> TrustIndex:
-        return cls({
-            system_id: tuple(x509.load_pem_x509_certificate(c.pem) for c in info.certificates.values())
-            for system_id, info in snapshot.systems.items()
-        })
+        return cls(
+            {
+                system_id: tuple(
+                    x509.load_pem_x509_certificate(c.pem) for c in info.certificates.values()
+                )
+                for system_id, info in snapshot.systems.items()
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +169,13 @@ def decide(sub: Submission, ctx: HubContext) -> Accepted | Rejected | NeedsParti
     except AxisError as error:
         return Rejected(sub, digest, error, kind=sub.routing_key, sender_system=sub.user_id or "")
     except Exception as error:  # a defect must still end in a receipt, never a crash loop
-        return Rejected(sub, digest, AxisError(f"internal error: {type(error).__name__}"),
-                        kind=sub.routing_key, sender_system=sub.user_id or "")
+        return Rejected(
+            sub,
+            digest,
+            AxisError(f"internal error: {type(error).__name__}"),
+            kind=sub.routing_key,
+            sender_system=sub.user_id or "",
+        )
 
 
 def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejected | NeedsParties:
@@ -175,25 +184,39 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
     if sub.message_id is None or not _MESSAGE_ID.match(sub.message_id):
         raise InvalidMessageId("message_id must be 1-128 printable ASCII characters")
     if len(sub.body) > ctx.max_bytes:
-        raise SubmissionTooLarge(f"{len(sub.body)} bytes exceeds the hub's limit of {ctx.max_bytes}",
-                                 size=len(sub.body), limit=ctx.max_bytes)
+        raise SubmissionTooLarge(
+            f"{len(sub.body)} bytes exceeds the hub's limit of {ctx.max_bytes}",
+            size=len(sub.body),
+            limit=ctx.max_bytes,
+        )
     root = parse_tree(sub.body, XmlLimits(max_bytes=ctx.max_bytes, max_depth=ctx.max_depth))
     kind = package_kind(root)
     if kind != sub.routing_key:
-        raise UnknownRoutingKey(f"a {kind} package was submitted with routing key {sub.routing_key!r}")
+        raise UnknownRoutingKey(
+            f"a {kind} package was submitted with routing key {sub.routing_key!r}"
+        )
     validate_tree(root)
     system_id = _sender_system(sub, ctx.registry)
     claimed_from = _claimed_sender_organ(root)
     if not ctx.registry.serves(system_id, claimed_from):
-        raise OrganNotServed(f"system {system_id} does not serve organ {claimed_from!r}",
-                             organ_id=claimed_from)
+        raise OrganNotServed(
+            f"system {system_id} does not serve organ {claimed_from!r}", organ_id=claimed_from
+        )
     package = read_package(_verified_root(root, system_id, ctx))
     if package.sender.organ_id != claimed_from:  # cannot differ for URI="", checked all the same
         raise OrganNotServed("the verified sender differs from the one read before verification")
     if isinstance(package, StatusPackage):
         return NeedsParties(sub, digest, package, system_id)
-    return Accepted(sub, digest, "edoc", package, system_id, package.sender.organ_id,
-                    package.document_id, _route_document(package, ctx.registry))
+    return Accepted(
+        sub,
+        digest,
+        "edoc",
+        package,
+        system_id,
+        package.sender.organ_id,
+        package.document_id,
+        _route_document(package, ctx.registry),
+    )
 
 
 def _sender_system(sub: Submission, registry: RegistrySnapshot) -> str:
@@ -208,8 +231,10 @@ def _sender_system(sub: Submission, registry: RegistrySnapshot) -> str:
 
 
 def _claimed_sender_organ(root: etree._Element) -> str:
-    found = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader/"
-                      f"{{{NS}}}From/{{{NS}}}OrganId")
+    found = root.find(
+        f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader/"
+        f"{{{NS}}}From/{{{NS}}}OrganId"
+    )
     return (found.text or "").strip() if found is not None else ""
 
 
@@ -221,7 +246,8 @@ def _verified_root(root: etree._Element, system_id: str, ctx: HubContext) -> etr
         verified = verify(root, VerifyPolicy(at=ctx.now, pinned=registered))
     except CertificateMismatch:
         raise CertificateNotRegistered(
-            f"the signing certificate is not registered to system {system_id}") from None
+            f"the signing certificate is not registered to system {system_id}"
+        ) from None
     cert = ctx.registry.certificate(system_id, fingerprint(verified.signer))
     if cert is None or cert.revoked:
         raise RevokedCertificate(f"the signing certificate of system {system_id} is revoked")
@@ -237,8 +263,9 @@ def _route_document(package: DocumentPackage, registry: RegistrySnapshot) -> tup
             raise UnknownRecipient(f"recipient organ {organ!r} is not registered", organ_id=organ)
         system = registry.system(system_id)
         if system is None or not system.active:
-            raise RecipientSuspended(f"recipient organ {organ!r} (system {system_id}) is suspended",
-                                     organ_id=organ)
+            raise RecipientSuspended(
+                f"recipient organ {organ!r} (system {system_id}) is suspended", organ_id=organ
+            )
         organs = by_system.setdefault(system_id, [])
         if organ not in organs:
             organs.append(organ)
@@ -250,10 +277,15 @@ def route_status(pending: NeedsParties, parties: DocumentParties | None) -> Verd
     try:
         return _route_status(pending, parties)
     except AxisError as error:
-        return Rejected(pending.submission, pending.sha256, error, kind="status",
-                        sender_system=pending.sender_system,
-                        sender_organ=pending.package.sender.organ_id,
-                        document_id=pending.package.document_id)
+        return Rejected(
+            pending.submission,
+            pending.sha256,
+            error,
+            kind="status",
+            sender_system=pending.sender_system,
+            sender_organ=pending.package.sender.organ_id,
+            document_id=pending.package.document_id,
+        )
 
 
 def _route_status(pending: NeedsParties, parties: DocumentParties | None) -> Accepted:
@@ -264,12 +296,25 @@ def _route_status(pending: NeedsParties, parties: DocumentParties | None) -> Acc
     if system_id in parties.recipients:
         if code not in RECIPIENT_CODES:
             raise StatusCodeRefused(f"status {code.value} is not sent by a document's recipient")
-        deliveries: tuple[Delivery, ...] = (Delivery(parties.sender_system, (parties.sender_organ,)),)
+        deliveries: tuple[Delivery, ...] = (
+            Delivery(parties.sender_system, (parties.sender_organ,)),
+        )
     elif system_id == parties.sender_system:
         if code not in SENDER_CODES:
             raise StatusCodeRefused(f"status {code.value} is not sent by a document's sender")
         deliveries = tuple(Delivery(s, o) for s, o in parties.recipients.items())
     else:
-        raise StatusNotAParty(f"system {system_id} is not a party to document {package.document_id!r}")
-    return Accepted(pending.submission, pending.sha256, "status", package, system_id,
-                    package.sender.organ_id, package.document_id, deliveries, status_code=code)
+        raise StatusNotAParty(
+            f"system {system_id} is not a party to document {package.document_id!r}"
+        )
+    return Accepted(
+        pending.submission,
+        pending.sha256,
+        "status",
+        package,
+        system_id,
+        package.sender.organ_id,
+        package.document_id,
+        deliveries,
+        status_code=code,
+    )

@@ -61,8 +61,14 @@ class HubConfig:
 class Hub:
     """One hub worker. Several may compete on ``axis.submit``."""
 
-    def __init__(self, config: HubConfig, store: Store, hub_key: SigningKey,
-                 metrics: HubMetrics | None = None, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        config: HubConfig,
+        store: Store,
+        hub_key: SigningKey,
+        metrics: HubMetrics | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.config = config
         self.store = store
         self.hub_key = hub_key
@@ -89,7 +95,10 @@ class Hub:
         self._topology = await declare_topology(channel, self.config.queue_type)
         queries = QueryHandler(self.store, self._topology.channel, self._io)
         self._consumer_tags = [
-            (self._topology.submit_queue, await self._topology.submit_queue.consume(self._on_submit)),
+            (
+                self._topology.submit_queue,
+                await self._topology.submit_queue.consume(self._on_submit),
+            ),
             (self._topology.query_queue, await self._topology.query_queue.consume(queries.handle)),
         ]
         self._refresher = asyncio.create_task(self._refresh_registry_forever())
@@ -153,8 +162,9 @@ class Hub:
                 self._in_flight.discard(task)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
-        sub = Submission(bytes(message.body), message.routing_key or "", message.message_id,
-                         message.user_id)
+        sub = Submission(
+            bytes(message.body), message.routing_key or "", message.message_id, message.user_id
+        )
         if sub.user_id and sub.message_id:
             existing = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
             if existing is not None:
@@ -172,8 +182,12 @@ class Hub:
         return verdict
 
     async def _decide_once(self, sub: Submission) -> Accepted | Rejected:
-        ctx = HubContext(now=self._clock(), registry=self._snapshot, trust=self._trust,
-                         max_bytes=self.config.max_submission_bytes)
+        ctx = HubContext(
+            now=self._clock(),
+            registry=self._snapshot,
+            trust=self._trust,
+            max_bytes=self.config.max_submission_bytes,
+        )
         verdict = await self._in_cpu(decide, sub, ctx)
         if isinstance(verdict, NeedsParties):
             parties = await self._in_io(self.store.document_parties, verdict.package.document_id)
@@ -193,8 +207,12 @@ class Hub:
             self.metrics.accepted(verdict.kind, len(verdict.deliveries))
         else:
             self.metrics.rejected(verdict.kind, verdict.code)
-            log.info("rejected %s from %s: %s", verdict.submission.message_id,
-                     verdict.submission.user_id, verdict.error)
+            log.info(
+                "rejected %s from %s: %s",
+                verdict.submission.message_id,
+                verdict.submission.user_id,
+                verdict.error,
+            )
         await self._publish_receipt(message, stored)
         await message.ack()
 
@@ -227,7 +245,7 @@ class Hub:
             sha256=verdict.sha256,
             document_id=verdict.document_id or None,
             sender_organ=verdict.sender_organ or None,
-            outcome=receipt.event,
+            outcome="accepted" if accepted else "rejected",
             error_code=receipt.error_code or None,
             reason=receipt.reason or None,
             raw=sub.body,
@@ -241,14 +259,19 @@ class Hub:
         status = verdict.status_code.value if verdict.status_code else None
         for delivery in verdict.deliveries:
             msg = delivery_message(
-                body=verdict.submission.body, kind=verdict.kind,
-                sender_system=verdict.sender_system, sender_organ=verdict.sender_organ,
-                recipient_organs=delivery.organs, document_id=verdict.document_id,
-                consignment=verdict.submission.message_id or "", status_code=status)
+                body=verdict.submission.body,
+                kind=verdict.kind,
+                sender_system=verdict.sender_system,
+                sender_organ=verdict.sender_organ,
+                recipient_organs=delivery.organs,
+                document_id=verdict.document_id,
+                consignment=verdict.submission.message_id or "",
+                status_code=status,
+            )
             await self._confirmed_publish(self._topology.deliver_exchange, msg, delivery.system_id)
 
     async def _after_status(self, verdict: Accepted) -> None:
-        """A recipient's status 01 makes a signed ``delivered`` receipt for the document's sender."""
+        """A recipient's status 01: a signed ``delivered`` receipt for the document's sender."""
         if verdict.status_code is not StatusCode.ARRIVED:
             return
         parties = await self._in_io(self.store.document_parties, verdict.document_id)
@@ -257,43 +280,70 @@ class Hub:
         now = self._clock()
         original = await self._in_io(self.store.find_document, verdict.document_id)
         receipt = Receipt(
-            receipt_id=str(uuid.uuid4()), event="delivered", kind="edoc",
+            receipt_id=str(uuid.uuid4()),
+            event="delivered",
+            kind="edoc",
             message_id=original.message_id if original else "",
             package_sha256=original.sha256 if original else "",
-            hub_time=now, sender_system=parties.sender_system, sender_organ=parties.sender_organ,
+            hub_time=now,
+            sender_system=parties.sender_system,
+            sender_organ=parties.sender_organ,
             document_id=verdict.document_id,
             recipients=parties.recipients[verdict.sender_system],
-            recipient_system=verdict.sender_system)
+            recipient_system=verdict.sender_system,
+        )
         receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
-        await self._in_io(self.store.mark_delivered, verdict.document_id, verdict.sender_system,
-                          now, receipt_xml)
-        await self._in_io(self.store.add_events, [TraceEvent(
-            event="delivered", at=now, message_id=receipt.message_id,
-            system_id=verdict.sender_system, document_id=verdict.document_id,
-            organ_id=",".join(receipt.recipients), detail=receipt.receipt_id)])
+        await self._in_io(
+            self.store.mark_delivered, verdict.document_id, verdict.sender_system, now, receipt_xml
+        )
+        await self._in_io(
+            self.store.add_events,
+            [
+                TraceEvent(
+                    event="delivered",
+                    at=now,
+                    message_id=receipt.message_id,
+                    system_id=verdict.sender_system,
+                    document_id=verdict.document_id,
+                    organ_id=",".join(receipt.recipients),
+                    detail=receipt.receipt_id,
+                )
+            ],
+        )
         assert self._topology is not None
         await self._confirmed_publish(
             self._topology.deliver_exchange,
-            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
-                            consignment=receipt.message_id, event="delivered",
-                            document_id=verdict.document_id),
-            parties.sender_system)
+            receipt_message(
+                receipt_xml=receipt_xml,
+                receipt_id=receipt.receipt_id,
+                consignment=receipt.message_id,
+                event="delivered",
+                document_id=verdict.document_id,
+            ),
+            parties.sender_system,
+        )
 
-    async def _publish_receipt(self, message: AbstractIncomingMessage,
-                               record: SubmissionRecord) -> None:
+    async def _publish_receipt(
+        self, message: AbstractIncomingMessage, record: SubmissionRecord
+    ) -> None:
         assert self._topology is not None
         msg = receipt_message(
-            receipt_xml=record.receipt, receipt_id=f"{record.user_id}/{record.message_id}",
-            consignment=message.message_id or "", event=record.outcome,
-            error_code=record.error_code or "", document_id=record.document_id or "")
+            receipt_xml=record.receipt,
+            receipt_id=f"{record.user_id}/{record.message_id}",
+            consignment=message.message_id or "",
+            event=record.outcome,
+            error_code=record.error_code or "",
+            document_id=record.document_id or "",
+        )
         if record.user_id and self._snapshot.system(record.user_id) is not None:
             await self._confirmed_publish(self._topology.deliver_exchange, msg, record.user_id)
         elif message.reply_to:
             # No system to bind the sender to: answer on its direct reply-to, if it gave one.
             await self._topology.channel.default_exchange.publish(msg, message.reply_to)
 
-    async def _answer_duplicate(self, message: AbstractIncomingMessage, sub: Submission,
-                                existing: SubmissionRecord) -> None:
+    async def _answer_duplicate(
+        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
+    ) -> None:
         if existing.sha256 != sha256_hex(sub.body):
             await self._reject_conflict(message, sub, existing)
             return
@@ -306,29 +356,43 @@ class Hub:
         await self._publish_receipt(message, existing)
         await message.ack()
 
-    async def _reject_conflict(self, message: AbstractIncomingMessage, sub: Submission,
-                               existing: SubmissionRecord) -> None:
+    async def _reject_conflict(
+        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
+    ) -> None:
         error = DuplicateConflict(
-            f"consignment {sub.message_id!r} was submitted before with different content")
+            f"consignment {sub.message_id!r} was submitted before with different content"
+        )
         receipt = Receipt(
-            receipt_id=str(uuid.uuid4()), event="rejected", kind=sub.routing_key,
-            message_id=sub.message_id or "", package_sha256=sha256_hex(sub.body),
-            hub_time=self._clock(), sender_system=sub.user_id or "",
-            error_code=error.code, reason=error.reason)
+            receipt_id=str(uuid.uuid4()),
+            event="rejected",
+            kind=sub.routing_key,
+            message_id=sub.message_id or "",
+            package_sha256=sha256_hex(sub.body),
+            hub_time=self._clock(),
+            sender_system=sub.user_id or "",
+            error_code=error.code,
+            reason=error.reason,
+        )
         receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
         self.metrics.rejected(sub.routing_key, error.code)
         assert self._topology is not None
         await self._confirmed_publish(
             self._topology.deliver_exchange,
-            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
-                            consignment=sub.message_id or "", event="rejected",
-                            error_code=error.code),
-            existing.user_id)
+            receipt_message(
+                receipt_xml=receipt_xml,
+                receipt_id=receipt.receipt_id,
+                consignment=sub.message_id or "",
+                event="rejected",
+                error_code=error.code,
+            ),
+            existing.user_id,
+        )
         # The conflicting bytes are kept for inspection in axis.dead, not dropped.
         await message.nack(requeue=False)
 
-    async def _confirmed_publish(self, exchange: aio_pika.abc.AbstractExchange,
-                                 msg: aio_pika.Message, routing_key: str) -> None:
+    async def _confirmed_publish(
+        self, exchange: aio_pika.abc.AbstractExchange, msg: aio_pika.Message, routing_key: str
+    ) -> None:
         try:
             await exchange.publish(msg, routing_key, mandatory=True)
         except aio_pika.exceptions.DeliveryError as exc:
@@ -343,9 +407,16 @@ class Hub:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
 
-_REFRESH_CODES = frozenset({"sender.unknown_system", "recipient.unknown", "sender.organ_not_served",
-                            "signature.certificate_not_registered", "recipient.suspended",
-                            "sender.system_suspended"})
+_REFRESH_CODES = frozenset(
+    {
+        "sender.unknown_system",
+        "recipient.unknown",
+        "sender.organ_not_served",
+        "signature.certificate_not_registered",
+        "recipient.suspended",
+        "sender.system_suspended",
+    }
+)
 
 
 def _storage_message_id(sub: Submission, receipt_id: str) -> str:
@@ -358,28 +429,72 @@ def _storage_message_id(sub: Submission, receipt_id: str) -> str:
 def _delivery_records(verdict: Accepted | Rejected, now: datetime) -> list[DeliveryRecord]:
     if not isinstance(verdict, Accepted):
         return []
-    return [DeliveryRecord(submission_id=None, system_id=d.system_id, organs=d.organs,
-                           published_at=now, delivered_at=None) for d in verdict.deliveries]
+    return [
+        DeliveryRecord(
+            submission_id=None,
+            system_id=d.system_id,
+            organs=d.organs,
+            published_at=now,
+            delivered_at=None,
+        )
+        for d in verdict.deliveries
+    ]
 
 
-def _trace_events(verdict: Accepted | Rejected, receipt: Receipt, now: datetime) -> list[TraceEvent]:
+def _trace_events(
+    verdict: Accepted | Rejected, receipt: Receipt, now: datetime
+) -> list[TraceEvent]:
     sub = verdict.submission
     doc, mid = verdict.document_id or None, sub.message_id or ""
     organ = verdict.sender_organ or None
-    events = [TraceEvent(event="submitted", at=now, message_id=mid, document_id=doc,
-                         system_id=sub.user_id or "", organ_id=organ,
-                         detail=verdict.kind or sub.routing_key)]
+    events = [
+        TraceEvent(
+            event="submitted",
+            at=now,
+            message_id=mid,
+            document_id=doc,
+            system_id=sub.user_id or "",
+            organ_id=organ,
+            detail=verdict.kind or sub.routing_key,
+        )
+    ]
     if isinstance(verdict, Rejected):
-        events.append(TraceEvent(event="rejected", at=now, message_id=mid, document_id=doc,
-                                 system_id=sub.user_id or "", organ_id=organ,
-                                 error_code=verdict.code, detail=verdict.error.reason))
+        events.append(
+            TraceEvent(
+                event="rejected",
+                at=now,
+                message_id=mid,
+                document_id=doc,
+                system_id=sub.user_id or "",
+                organ_id=organ,
+                error_code=verdict.code,
+                detail=verdict.error.reason,
+            )
+        )
         return events
     code = verdict.status_code.value if verdict.status_code else None
-    events.append(TraceEvent(event="status" if code else "accepted", at=now, message_id=mid,
-                             document_id=doc, system_id=verdict.sender_system, organ_id=organ,
-                             status_code=code, detail=receipt.receipt_id))
+    events.append(
+        TraceEvent(
+            event="status" if code else "accepted",
+            at=now,
+            message_id=mid,
+            document_id=doc,
+            system_id=verdict.sender_system,
+            organ_id=organ,
+            status_code=code,
+            detail=receipt.receipt_id,
+        )
+    )
     events.extend(
-        TraceEvent(event="published", at=now, message_id=mid, document_id=doc,
-                   system_id=d.system_id, organ_id=",".join(d.organs), status_code=code)
-        for d in verdict.deliveries)
+        TraceEvent(
+            event="published",
+            at=now,
+            message_id=mid,
+            document_id=doc,
+            system_id=d.system_id,
+            organ_id=",".join(d.organs),
+            status_code=code,
+        )
+        for d in verdict.deliveries
+    )
     return events

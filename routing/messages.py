@@ -59,7 +59,12 @@ def delivery_message(
 
 
 def receipt_message(
-    *, receipt_xml: bytes, receipt_id: str, consignment: str, event: str, error_code: str = "",
+    *,
+    receipt_xml: bytes,
+    receipt_id: str,
+    consignment: str,
+    event: str,
+    error_code: str = "",
     document_id: str = "",
 ) -> aio_pika.Message:
     """A signed receipt for the sender, correlated with its submission's message id."""

@@ -38,9 +38,13 @@ class QueryHandler:
                 return
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(
-                self.executor, answer_query, self.store, message.user_id, bytes(message.body))
-            reply = aio_pika.Message(body=json.dumps(answer).encode(), content_type="application/json",
-                                     correlation_id=message.correlation_id)
+                self.executor, answer_query, self.store, message.user_id, bytes(message.body)
+            )
+            reply = aio_pika.Message(
+                body=json.dumps(answer).encode(),
+                content_type="application/json",
+                correlation_id=message.correlation_id,
+            )
             await self.channel.default_exchange.publish(reply, message.reply_to)
 
 

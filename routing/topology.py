@@ -82,23 +82,41 @@ def inbox_arguments(queue_type: str) -> dict[str, Any]:
     return queue_arguments(queue_type)
 
 
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """One hub queue: its arguments and the (exchange, routing key) bindings it needs."""
+
+    name: str
+    arguments: dict[str, Any]
+    bindings: tuple[tuple[str, str], ...]
+
+
+def hub_queues(queue_type: str) -> tuple[QueueSpec, ...]:
+    """The hub's queues, declared alike over AMQP and through the management API."""
+    return (
+        QueueSpec(DEAD_QUEUE, queue_arguments(queue_type, dead_letter=False),
+                  ((DEAD_EXCHANGE, ""),)),
+        QueueSpec(SUBMIT_QUEUE,
+                  queue_arguments(queue_type, delivery_limit=SUBMIT_DELIVERY_LIMIT),
+                  ((SUBMIT_EXCHANGE, EDOC_KEY), (SUBMIT_EXCHANGE, STATUS_KEY))),
+        QueueSpec(QUERY_QUEUE, queue_arguments(queue_type), ((QUERY_EXCHANGE, QUERY_KEY),)),
+    )  # fmt: skip
+
+
 async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum") -> Topology:
     """Declare every hub exchange and queue (idempotent) and bind the hub's queues."""
     exchanges = {
         name: await channel.declare_exchange(name, ExchangeType(kind), durable=True)
         for name, kind in EXCHANGE_TYPES.items()
     }
-    dead_queue = await channel.declare_queue(
-        DEAD_QUEUE, durable=True, arguments=queue_arguments(queue_type, dead_letter=False))
-    await dead_queue.bind(exchanges[DEAD_EXCHANGE])
-    submit_queue = await channel.declare_queue(
-        SUBMIT_QUEUE, durable=True,
-        arguments=queue_arguments(queue_type, delivery_limit=SUBMIT_DELIVERY_LIMIT))
-    for key in (EDOC_KEY, STATUS_KEY):
-        await submit_queue.bind(exchanges[SUBMIT_EXCHANGE], routing_key=key)
-    query_queue = await channel.declare_queue(
-        QUERY_QUEUE, durable=True, arguments=queue_arguments(queue_type))
-    await query_queue.bind(exchanges[QUERY_EXCHANGE], routing_key=QUERY_KEY)
+    queues = {}
+    for spec in hub_queues(queue_type):
+        queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+        for exchange, key in spec.bindings:
+            await queue.bind(exchanges[exchange], routing_key=key)
+        queues[spec.name] = queue
+    dead_queue, submit_queue = queues[DEAD_QUEUE], queues[SUBMIT_QUEUE]
+    query_queue = queues[QUERY_QUEUE]
     return Topology(
         channel=channel,
         submit_exchange=exchanges[SUBMIT_EXCHANGE],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -52,10 +53,12 @@ class HubKit:
     agencies: dict[str, Agency] = field(default_factory=dict)
 
     async def start_hub(self, **config: Any) -> Hub:
-        self.hub = Hub(HubConfig(amqp_url=self.settings.amqp_url, registry_refresh_seconds=0.5,
-                                 **config),
-                       self.store, load_credential(self.pki.hub_key, self.pki.hub_cert),
-                       HubMetrics())
+        self.hub = Hub(
+            HubConfig(amqp_url=self.settings.amqp_url, registry_refresh_seconds=0.5, **config),
+            self.store,
+            load_credential(self.pki.hub_key, self.pki.hub_cert),
+            HubMetrics(),
+        )
         await self.hub.start()
         return self.hub
 
@@ -64,15 +67,23 @@ class HubKit:
             await self.hub.stop()
             self.hub = None
 
-    async def agency(self, organ_id: str, name: str = "", serves: tuple[str, ...] = (),
-                     connect: bool = True) -> Agency:
+    async def agency(
+        self, organ_id: str, name: str = "", serves: tuple[str, ...] = (), connect: bool = True
+    ) -> Agency:
         name = name or f"Cơ quan {organ_id}"
         paths = issue_agency_files(self.settings.pki_dir, organ_id, name, datetime.now(UTC))
         reg = register_system(self.settings, organ_id, name, paths.cert.read_bytes(), serves)
-        profile = Profile(path=self.home / f"{organ_id}.toml", system_id=organ_id,
-                          organ_name=name, amqp_url=self.settings.amqp_url,
-                          password=reg["amqp_password"], key=paths.key, cert=paths.cert,
-                          hub_cert=self.pki.hub_cert, ca=self.pki.ca_cert)
+        profile = Profile(
+            path=self.home / f"{organ_id}.toml",
+            system_id=organ_id,
+            organ_name=name,
+            amqp_url=self.settings.amqp_url,
+            password=reg["amqp_password"],
+            key=paths.key,
+            cert=paths.cert,
+            hub_cert=self.pki.hub_cert,
+            ca=self.pki.ca_cert,
+        )
         client = AgencyClient(profile.client_config())
         if connect:
             await client.connect()
@@ -83,23 +94,37 @@ class HubKit:
         return agency
 
 
-def document(sender: str, recipients: list[str], *, number: str = "1",
-             attachment: bytes | None = None, subject: str = "V/v thử nghiệm") -> DocumentPackage:
+def document(
+    sender: str,
+    recipients: list[str],
+    *,
+    number: str = "1",
+    attachment: bytes | None = None,
+    subject: str = "V/v thử nghiệm",
+) -> DocumentPackage:
     today = date.today()
     attachments = [attachment_from_bytes("van-ban.txt", attachment)] if attachment else []
-    return document_from_metadata({
-        "from": {"organ_id": sender, "organ_name": f"Cơ quan {sender}"},
-        "to": [{"organ_id": r, "organ_name": f"Cơ quan {r}"} for r in recipients],
-        "document_id": f"{sender},{today:%Y/%m/%d},{number}/TEST",
-        "code": {"number": number, "notation": "TEST"},
-        "promulgation_date": today.isoformat(),
-        "type_name": "Công văn",
-        "subject": subject,
-    }, attachments)
+    return document_from_metadata(
+        {
+            "from": {"organ_id": sender, "organ_name": f"Cơ quan {sender}"},
+            "to": [{"organ_id": r, "organ_name": f"Cơ quan {r}"} for r in recipients],
+            "document_id": f"{sender},{today:%Y/%m/%d},{number}/TEST",
+            "code": {"number": number, "notation": "TEST"},
+            "promulgation_date": today.isoformat(),
+            "type_name": "Công văn",
+            "subject": subject,
+        },
+        attachments,
+    )
 
 
-async def take(client: AgencyClient, want: int, *, timeout: float = 15.0,
-               accept: Callable[[InboxItem], bool] = lambda _: True) -> list[InboxItem]:
+async def take(
+    client: AgencyClient,
+    want: int,
+    *,
+    timeout: float = 15.0,
+    accept: Callable[[InboxItem], bool] = lambda _: True,
+) -> list[InboxItem]:
     """Fetch-and-ack inbox items until ``want`` matching ones arrived (or time runs out)."""
     found: list[InboxItem] = []
     deadline = asyncio.get_running_loop().time() + timeout
@@ -113,8 +138,9 @@ async def take(client: AgencyClient, want: int, *, timeout: float = 15.0,
     return found
 
 
-async def make_kit(tmp: Path, amqp_base: str, management_base: str, vhost: str,
-                   db_url: str | None = None) -> HubKit:
+async def make_kit(
+    tmp: Path, amqp_base: str, management_base: str, vhost: str, db_url: str | None = None
+) -> HubKit:
     management = Management(management_base)
     management.ensure_vhost(vhost)
     management.set_permissions(vhost, urlsplit(amqp_base).username or "guest", ".*", ".*", ".*")
@@ -134,17 +160,16 @@ async def make_kit(tmp: Path, amqp_base: str, management_base: str, vhost: str,
 async def close_kit(kit: HubKit) -> None:
     for agency in kit.agencies.values():
         await agency.client.close()
-        try:
+        with contextlib.suppress(Exception):
             kit.management.delete_user(agency.organ_id)
-        except Exception:
-            pass
     await kit.stop_hub()
     kit.store.dispose()
     kit.management.delete_vhost(kit.vhost)
 
 
-async def kit_context(tmp: Path, amqp_base: str, management_base: str,
-                      vhost: str) -> AsyncIterator[HubKit]:
+async def kit_context(
+    tmp: Path, amqp_base: str, management_base: str, vhost: str
+) -> AsyncIterator[HubKit]:
     kit = await make_kit(tmp, amqp_base, management_base, vhost)
     try:
         yield kit

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tomllib
 import zipfile
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +251,13 @@ def test_status_package_normalises_time_and_response_for() -> None:
     assert isinstance(parse_package(build_package(status)), StatusPackage)
     with pytest.raises(InvalidMetadata):
         status_package(Organization("H41"), " ", StatusCode.ARRIVED, "", datetime(2024, 1, 1))
+
+
+def test_the_documented_metadata_example_builds() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "edxml.md").read_text("utf-8")
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    package = document_from_metadata(tomllib.loads(example))
+    assert package.business is not None
+    assert package.business.doc_type is BusinessDocType.NEW
+    assert package.recipients[0].organ_name == "UBND Tỉnh Nghệ An"
+    assert parse_package(build_package(package)) == package

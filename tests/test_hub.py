@@ -28,8 +28,9 @@ def organ(tag: str) -> str:
 
 
 @pytest.fixture
-async def kit(tmp_path: Path, amqp_base_url: str, management_base_url: str,
-              unique_name: str) -> AsyncIterator[HubKit]:
+async def kit(
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, unique_name: str
+) -> AsyncIterator[HubKit]:
     kit = await make_kit(tmp_path, amqp_base_url, management_base_url, unique_name)
     try:
         await kit.start_hub()
@@ -97,11 +98,13 @@ async def test_duplicate_gets_identical_receipt_and_one_delivery(kit: HubKit) ->
 
 async def test_same_id_other_bytes_is_a_conflict(kit: HubKit) -> None:
     a, b = await kit.agency(organ("A")), await kit.agency(organ("B"))
-    await a.client.send(a.client.sign(document(a.organ_id, [b.organ_id], number="1")),
-                        message_id="c-1")
+    await a.client.send(
+        a.client.sign(document(a.organ_id, [b.organ_id], number="1")), message_id="c-1"
+    )
     await a.client.wait_receipt("c-1", 15)
-    await a.client.send(a.client.sign(document(a.organ_id, [b.organ_id], number="2")),
-                        message_id="c-1")
+    await a.client.send(
+        a.client.sign(document(a.organ_id, [b.organ_id], number="2")), message_id="c-1"
+    )
     receipts = await take(a.client, 2, accept=lambda i: i.kind == "receipt")
     codes = sorted(i.receipt.receipt.error_code for i in receipts if i.receipt)
     assert codes == ["", "submission.duplicate_conflict"]
@@ -123,8 +126,9 @@ async def raw_inbox(client: AgencyClient, want: int, kind: str, timeout: float =
     return bodies
 
 
-async def _rejection(kit: HubKit, body: bytes, sender_client: object, message_id: str,
-                     kind: str = "edoc") -> str:
+async def _rejection(
+    kit: HubKit, body: bytes, sender_client: object, message_id: str, kind: str = "edoc"
+) -> str:
     from axis.client import AgencyClient
 
     assert isinstance(sender_client, AgencyClient)
@@ -136,8 +140,11 @@ async def _rejection(kit: HubKit, body: bytes, sender_client: object, message_id
 
 
 async def test_rejections_carry_their_codes_in_signed_receipts(kit: HubKit) -> None:
-    a, b, c = (await kit.agency(organ("A")), await kit.agency(organ("B")),
-               await kit.agency(organ("C")))
+    a, b, c = (
+        await kit.agency(organ("A")),
+        await kit.agency(organ("B")),
+        await kit.agency(organ("C")),
+    )
     suspended = await kit.agency(organ("S"))
     kit.store.set_system_active(suspended.organ_id, False)
     assert kit.hub is not None
@@ -145,17 +152,31 @@ async def test_rejections_carry_their_codes_in_signed_receipts(kit: HubKit) -> N
     good = document(a.organ_id, [b.organ_id])
     signed = a.client.sign(good)
     cases: list[tuple[str, bytes, str]] = [
-        ("bad-schema", sign_package(build_package(good).replace(b"<Subject>",
-                                    b"<Bogus/><Subject>"), a.client.config.signing_key),
-         "envelope.schema_violation"),
+        (
+            "bad-schema",
+            sign_package(
+                build_package(good).replace(b"<Subject>", b"<Bogus/><Subject>"),
+                a.client.config.signing_key,
+            ),
+            "envelope.schema_violation",
+        ),
         ("bad-signature", signed.replace(b"V/v th", b"V/v TH"), "signature.invalid"),
         ("other-systems-cert", c.client.sign(good), "signature.certificate_not_registered"),
-        ("from-not-served", a.client.sign(document(c.organ_id, [b.organ_id])),
-         "sender.organ_not_served"),
-        ("unknown-recipient", a.client.sign(document(a.organ_id, [organ("NOBODY")])),
-         "recipient.unknown"),
-        ("suspended-recipient", a.client.sign(document(a.organ_id, [suspended.organ_id])),
-         "recipient.suspended"),
+        (
+            "from-not-served",
+            a.client.sign(document(c.organ_id, [b.organ_id])),
+            "sender.organ_not_served",
+        ),
+        (
+            "unknown-recipient",
+            a.client.sign(document(a.organ_id, [organ("NOBODY")])),
+            "recipient.unknown",
+        ),
+        (
+            "suspended-recipient",
+            a.client.sign(document(a.organ_id, [suspended.organ_id])),
+            "recipient.suspended",
+        ),
         ("not-xml", b"this is not xml", "envelope.malformed_xml"),
     ]
     for message_id, body, code in cases:
@@ -182,8 +203,9 @@ async def test_missing_user_id_is_answered_on_direct_reply_to(kit: HubKit) -> No
     reply = await channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
     await reply.consume(answers.put, no_ack=True)
     exchange = await channel.get_exchange("axis.submit", ensure=False)
-    await exchange.publish(aio_pika.Message(body=signed, message_id="anon-1",
-                                            reply_to="amq.rabbitmq.reply-to"), "edoc")
+    await exchange.publish(
+        aio_pika.Message(body=signed, message_id="anon-1", reply_to="amq.rabbitmq.reply-to"), "edoc"
+    )
     message = await asyncio.wait_for(answers.get(), 15)
     verified = a.client.verify_receipt(bytes(message.body))
     assert verified.receipt.error_code == "sender.missing_user_id"
@@ -197,8 +219,9 @@ async def test_broker_refuses_foreign_user_id_and_foreign_inbox(kit: HubKit) -> 
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange("axis.submit", ensure=False)
         with pytest.raises(Exception) as forged:
-            await exchange.publish(aio_pika.Message(body=b"x", message_id="forged",
-                                                    user_id=b.organ_id), "edoc")
+            await exchange.publish(
+                aio_pika.Message(body=b"x", message_id="forged", user_id=b.organ_id), "edoc"
+            )
         assert "user_id" in str(forged.value) or "PRECONDITION" in str(forged.value)
         channel = await connection.channel()
         foreign = await channel.get_queue(f"axis.inbox.{b.organ_id}", ensure=False)
@@ -216,8 +239,9 @@ async def test_status_01_yields_delivered_receipt_and_status_03_reaches_sender(k
     await a.client.wait_receipt(consignment, 15)
     received = await take(b.client, 1, accept=lambda i: i.kind == "edoc")  # acks → status 01
     assert received
-    delivered = await take(a.client, 1, accept=lambda i: bool(
-        i.receipt and i.receipt.receipt.event == "delivered"))
+    delivered = await take(
+        a.client, 1, accept=lambda i: bool(i.receipt and i.receipt.receipt.event == "delivered")
+    )
     assert delivered and delivered[0].receipt is not None
     assert delivered[0].receipt.receipt.document_id == package.document_id
     assert delivered[0].receipt.receipt.recipients == (b.organ_id,)
@@ -235,8 +259,11 @@ async def test_status_01_yields_delivered_receipt_and_status_03_reaches_sender(k
 
 
 async def test_status_from_a_stranger_is_refused(kit: HubKit) -> None:
-    a, b, c = (await kit.agency(organ("A")), await kit.agency(organ("B")),
-               await kit.agency(organ("C")))
+    a, b, c = (
+        await kit.agency(organ("A")),
+        await kit.agency(organ("B")),
+        await kit.agency(organ("C")),
+    )
     package = document(a.organ_id, [b.organ_id])
     consignment = await a.client.send(a.client.sign(package))
     await a.client.wait_receipt(consignment, 15)

@@ -22,14 +22,22 @@ from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
 from routing.decide import RECIPIENT_CODES, SENDER_CODES
 
-ProfileOption = typer.Option(None, "--profile", "-p", envvar="AXIS_PROFILE",
-                             help="Client profile TOML (default: $AXIS_PROFILE).")
+ProfileOption = typer.Option(
+    None,
+    "--profile",
+    "-p",
+    envvar="AXIS_PROFILE",
+    help="Client profile TOML (default: $AXIS_PROFILE).",
+)
 PROGRESS_THRESHOLD = 5 * 1024 * 1024
 
-profile_app = typer.Typer(help="Client profiles: the broker account, keys and certificates "
-                               "of one agency system.", no_args_is_help=True)
-inbox_app = typer.Typer(help="Take and list what the hub delivered to this system.",
-                        no_args_is_help=True)
+profile_app = typer.Typer(
+    help="Client profiles: the broker account, keys and certificates of one agency system.",
+    no_args_is_help=True,
+)
+inbox_app = typer.Typer(
+    help="Take and list what the hub delivered to this system.", no_args_is_help=True
+)
 
 
 @profile_app.command("create")
@@ -38,9 +46,14 @@ def profile_create(
     key: Path = typer.Option(..., "--key", help="The system's signing key (PEM)."),
     cert: Path = typer.Option(..., "--cert", help="The system's registered certificate (PEM)."),
     hub_cert: Path = typer.Option(..., "--hub-cert", help="The hub's certificate (pki/hub.pem)."),
-    ca: Path = typer.Option(..., "--ca", help="The CA that issues agency certificates (pki/ca.pem)."),
-    amqp_url: str = typer.Option("amqp://127.0.0.1:5672/", "--amqp-url",
-                                 help="Broker address (credentials come from the registration)."),
+    ca: Path = typer.Option(
+        ..., "--ca", help="The CA that issues agency certificates (pki/ca.pem)."
+    ),
+    amqp_url: str = typer.Option(
+        "amqp://127.0.0.1:5672/",
+        "--amqp-url",
+        help="Broker address (credentials come from the registration).",
+    ),
     organ_name: str = typer.Option("", "--organ-name", help="The agency's name, for packages."),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the profile."),
     as_json: bool = JsonOption,
@@ -55,23 +68,40 @@ def profile_create(
             reg = json.loads(read_file(registration, "registration file"))
             system_id, password = reg["system_id"], reg["amqp_password"]
         except (ValueError, KeyError, TypeError):
-            raise InvalidMetadata(f"{registration} is not the JSON of `axis agency register`") from None
-        for path, what in ((key, "key"), (cert, "certificate"), (hub_cert, "hub certificate"),
-                           (ca, "CA certificate")):
+            raise InvalidMetadata(
+                f"{registration} is not the JSON of `axis agency register`"
+            ) from None
+        for path, what in (
+            (key, "key"),
+            (cert, "certificate"),
+            (hub_cert, "hub certificate"),
+            (ca, "CA certificate"),
+        ):
             read_file(path, what)
-        values = {"system_id": system_id, "organ_name": organ_name or reg.get("name", ""),
-                  "amqp_url": amqp_url, "password": password,
-                  "key": str(key.resolve()), "cert": str(cert.resolve()),
-                  "hub_cert": str(hub_cert.resolve()), "ca": str(ca.resolve())}
+        values = {
+            "system_id": system_id,
+            "organ_name": organ_name or reg.get("name", ""),
+            "amqp_url": amqp_url,
+            "password": password,
+            "key": str(key.resolve()),
+            "cert": str(cert.resolve()),
+            "hub_cert": str(hub_cert.resolve()),
+            "ca": str(ca.resolve()),
+        }
         write_file(out, profile_toml(values).encode())
         out.chmod(0o600)
         load_profile(out)
-        emit(as_json, {"profile": str(out), "system_id": system_id},
-             [f"profile for {system_id} written to {out}"])
+        emit(
+            as_json,
+            {"profile": str(out), "system_id": system_id},
+            [f"profile for {system_id} written to {out}"],
+        )
 
 
 def send(
-    metadata: Path | None = typer.Argument(None, help="Metadata file (TOML or JSON); flags override."),
+    metadata: Path | None = typer.Argument(
+        None, help="Metadata file (TOML or JSON); flags override."
+    ),
     to: list[str] = typer.Option([], "--to", help="Recipient organ id (repeat for several)."),
     subject: str | None = typer.Option(None, "--subject"),
     code: str | None = typer.Option(None, "--code", help="Number/notation, e.g. 7816/VPCP-TTĐT."),
@@ -79,9 +109,12 @@ def send(
     priority: int | None = typer.Option(None, "--priority", min=0, max=4),
     document_id: str | None = typer.Option(None, "--document-id"),
     attach: list[Path] = typer.Option([], "--attach", help="File to attach (repeatable)."),
-    message_id: str | None = typer.Option(None, "--message-id",
-                                          help="Consignment id (default: a new UUID)."),
-    out_dir: Path = typer.Option(Path("sent"), "--out-dir", help="Where the package and receipt go."),
+    message_id: str | None = typer.Option(
+        None, "--message-id", help="Consignment id (default: a new UUID)."
+    ),
+    out_dir: Path = typer.Option(
+        Path("sent"), "--out-dir", help="Where the package and receipt go."
+    ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the receipt."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Do not wait for the receipt."),
     profile: Path | None = ProfileOption,
@@ -93,15 +126,30 @@ def send(
     """
     with reporting(as_json):
         prof = load_profile(profile)
-        meta = _metadata(metadata, prof.system_id, prof.organ_name, to=to, subject=subject,
-                         code=code, type_name=type_name, priority=priority, document_id=document_id)
+        meta = _metadata(
+            metadata,
+            prof.system_id,
+            prof.organ_name,
+            to=to,
+            subject=subject,
+            code=code,
+            type_name=type_name,
+            priority=priority,
+            document_id=document_id,
+        )
         package = document_from_metadata(meta, [_attachment(p, as_json) for p in attach])
         result = asyncio.run(_send(prof, package, message_id, out_dir, timeout, no_wait))
         emit(as_json, result, lambda: _send_lines(result))
 
 
-async def _send(prof: Any, package: DocumentPackage, message_id: str | None, out_dir: Path,
-                timeout: float, no_wait: bool) -> dict[str, Any]:
+async def _send(
+    prof: Any,
+    package: DocumentPackage,
+    message_id: str | None,
+    out_dir: Path,
+    timeout: float,
+    no_wait: bool,
+) -> dict[str, Any]:
     from axis.client import AgencyClient
 
     async with AgencyClient(prof.client_config(), auto_arrived=False) as client:
@@ -109,30 +157,45 @@ async def _send(prof: Any, package: DocumentPackage, message_id: str | None, out
         consignment = await client.send(signed, message_id=message_id)
         stem = out_dir / _safe(consignment)
         write_file(stem.with_suffix(".edxml"), signed)
-        result: dict[str, Any] = {"message_id": consignment, "document_id": package.document_id,
-                                  "package": str(stem.with_suffix(".edxml"))}
+        result: dict[str, Any] = {
+            "message_id": consignment,
+            "document_id": package.document_id,
+            "package": str(stem.with_suffix(".edxml")),
+        }
         if no_wait:
             return result
         receipt = await client.wait_receipt(consignment, timeout)
         write_file(stem.with_suffix(".receipt.xml"), receipt.raw)
         r = receipt.receipt
-        result.update({"receipt": str(stem.with_suffix(".receipt.xml")), "event": r.event,
-                       "hub_time": r.hub_time.isoformat(), "recipients": list(r.recipients),
-                       "error_code": r.error_code or None, "reason": r.reason or None})
+        result.update(
+            {
+                "receipt": str(stem.with_suffix(".receipt.xml")),
+                "event": r.event,
+                "hub_time": r.hub_time.isoformat(),
+                "recipients": list(r.recipients),
+                "error_code": r.error_code or None,
+                "reason": r.reason or None,
+            }
+        )
         return result
 
 
 def _send_lines(result: dict[str, Any]) -> list[str]:
-    lines = [f"sent consignment {result['message_id']} (document {result['document_id']})",
-             f"package saved to {result['package']}"]
+    lines = [
+        f"sent consignment {result['message_id']} (document {result['document_id']})",
+        f"package saved to {result['package']}",
+    ]
     if "event" not in result:
         return [*lines, "not waiting for the receipt (--no-wait)"]
     if result["event"] == "rejected":
-        lines.append(f"REJECTED by the hub at {result['hub_time']}: {result['error_code']}: "
-                     f"{result['reason']}")
+        lines.append(
+            f"REJECTED by the hub at {result['hub_time']}: {result['error_code']}: "
+            f"{result['reason']}"
+        )
     else:
-        lines.append(f"accepted by the hub at {result['hub_time']} for "
-                     f"{', '.join(result['recipients'])}")
+        lines.append(
+            f"accepted by the hub at {result['hub_time']} for {', '.join(result['recipients'])}"
+        )
     return [*lines, f"receipt saved to {result['receipt']}"]
 
 
@@ -141,8 +204,11 @@ def _metadata(path: Path | None, system_id: str, organ_name: str, **flags: Any) 
     if path is not None:
         raw = read_file(path, "metadata file")
         try:
-            meta = (json.loads(raw) if path.suffix.lower() == ".json"
-                    else tomllib.loads(raw.decode("utf-8")))
+            meta = (
+                json.loads(raw)
+                if path.suffix.lower() == ".json"
+                else tomllib.loads(raw.decode("utf-8"))
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidMetadata(f"metadata file {path} does not parse: {exc}") from None
     meta.setdefault("from", {"organ_id": system_id, "organ_name": organ_name})
@@ -180,13 +246,19 @@ def inbox_fetch(
     with reporting(as_json):
         prof = load_profile(profile)
         items = asyncio.run(_fetch(prof, InboxStore(to), limit, as_json))
-        emit(as_json, {"fetched": items},
-             lambda: [f"{i['kind']:8} {i['id']}  {i['summary']}" for i in items]
-             + [f"{len(items)} item(s) stored in {to}"])
+        emit(
+            as_json,
+            {"fetched": items},
+            lambda: (
+                [f"{i['kind']:8} {i['id']}  {i['summary']}" for i in items]
+                + [f"{len(items)} item(s) stored in {to}"]
+            ),
+        )
 
 
-async def _fetch(prof: Any, store: InboxStore, limit: int | None,
-                 as_json: bool) -> list[dict[str, Any]]:
+async def _fetch(
+    prof: Any, store: InboxStore, limit: int | None, as_json: bool
+) -> list[dict[str, Any]]:
     from axis.client import AgencyClient
 
     stored: list[dict[str, Any]] = []
@@ -209,9 +281,14 @@ def inbox_list(
     """Show what has been fetched, newest first."""
     with reporting(as_json):
         entries = InboxStore(folder).entries()
-        emit(as_json, {"items": entries},
-             lambda: [f"{e['stored_at'][:19]}  {e['kind']:8} {e['summary']}" for e in entries]
-             or ["(nothing fetched yet)"])
+        emit(
+            as_json,
+            {"items": entries},
+            lambda: (
+                [f"{e['stored_at'][:19]}  {e['kind']:8} {e['summary']}" for e in entries]
+                or ["(nothing fetched yet)"]
+            ),
+        )
 
 
 def status(
@@ -229,10 +306,18 @@ def status(
             raise InvalidMetadata(f"{document} is a status package, not a document")
         status_code = _status_code(code, package, prof.system_id)
         message_id = asyncio.run(_send_status(prof, package, status_code, description))
-        emit(as_json, {"message_id": message_id, "document_id": package.document_id,
-                       "status_code": status_code.value},
-             [f"sent status {status_code.value} {status_code.vi} ({status_code.en}) about "
-              f"{package.document_id} as consignment {message_id}"])
+        emit(
+            as_json,
+            {
+                "message_id": message_id,
+                "document_id": package.document_id,
+                "status_code": status_code.value,
+            },
+            [
+                f"sent status {status_code.value} {status_code.vi} ({status_code.en}) about "
+                f"{package.document_id} as consignment {message_id}"
+            ],
+        )
 
 
 def _status_code(code: str, package: DocumentPackage, system_id: str) -> StatusCode:
@@ -246,13 +331,16 @@ def _status_code(code: str, package: DocumentPackage, system_id: str) -> StatusC
     allowed = SENDER_CODES if is_sender else RECIPIENT_CODES
     if status_code not in allowed:
         side = "the sender" if is_sender else "a recipient"
-        raise StatusCodeRefused(f"status {status_code.value} ({status_code.en}) makes no sense "
-                                f"from {side} of the document")
+        raise StatusCodeRefused(
+            f"status {status_code.value} ({status_code.en}) makes no sense "
+            f"from {side} of the document"
+        )
     return status_code
 
 
-async def _send_status(prof: Any, package: DocumentPackage, code: StatusCode,
-                       description: str) -> str:
+async def _send_status(
+    prof: Any, package: DocumentPackage, code: StatusCode, description: str
+) -> str:
     from axis.client import AgencyClient
 
     async with AgencyClient(prof.client_config()) as client:
@@ -261,15 +349,19 @@ async def _send_status(prof: Any, package: DocumentPackage, code: StatusCode,
 
 def trace(
     ident: str = typer.Argument(..., help="Consignment id or edXML DocumentId."),
-    profile: Path | None = typer.Option(None, "--profile", "-p",
-                                        help="Ask the hub as this agency (default: $AXIS_PROFILE)."),
+    profile: Path | None = typer.Option(
+        None, "--profile", "-p", help="Ask the hub as this agency (default: $AXIS_PROFILE)."
+    ),
     home: Path | None = typer.Option(None, "--home", help="Operators: read the hub home's store."),
     as_json: bool = JsonOption,
 ) -> None:
     """The timeline of one document: submitted, accepted or rejected, delivered, statuses."""
     with reporting(as_json):
-        timeline = (_trace_from_home(home, ident) if home is not None or profile is None
-                    and not _profile_env() else asyncio.run(_trace_from_hub(profile, ident)))
+        timeline = (
+            _trace_from_home(home, ident)
+            if home is not None or (profile is None and not _profile_env())
+            else asyncio.run(_trace_from_hub(profile, ident))
+        )
         emit(as_json, timeline, lambda: render_timeline(timeline))
 
 

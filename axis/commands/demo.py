@@ -33,22 +33,26 @@ def _step(text: str) -> None:
 
 
 def demo(
-    amqp_url: str = typer.Option("amqp://guest:guest@127.0.0.1:5672/", "--amqp-url",
-                                 envvar="AXIS_AMQP_URL", help="The local broker (admin account)."),
-    management_url: str = typer.Option("http://guest:guest@127.0.0.1:15672/", "--management-url",
-                                       envvar="AXIS_MANAGEMENT_URL"),
+    amqp_url: str = typer.Option(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        "--amqp-url",
+        envvar="AXIS_AMQP_URL",
+        help="The local broker (admin account).",
+    ),
+    management_url: str = typer.Option(
+        "http://guest:guest@127.0.0.1:15672/", "--management-url", envvar="AXIS_MANAGEMENT_URL"
+    ),
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary hub home for a look."),
 ) -> None:
     """Run a real hub and two agencies end to end, print what happens, clean up."""
     global _t0
     _t0 = time.monotonic()
-    with reporting(False):
-        with tempfile.TemporaryDirectory(prefix="axis-demo-") as tmp:
-            asyncio.run(_demo(Path(tmp), amqp_url, management_url))
-            if keep:
-                kept = Path(tempfile.mkdtemp(prefix="axis-demo-kept-")) / "home"
-                shutil.copytree(tmp, kept)
-                _step(f"hub home kept in {kept}")
+    with reporting(False), tempfile.TemporaryDirectory(prefix="axis-demo-") as tmp:
+        asyncio.run(_demo(Path(tmp), amqp_url, management_url))
+        if keep:
+            kept = Path(tempfile.mkdtemp(prefix="axis-demo-kept-")) / "home"
+            shutil.copytree(tmp, kept)
+            _step(f"hub home kept in {kept}")
     _step("demo finished: hub stopped, vhost deleted, nothing left running")
 
 
@@ -73,8 +77,11 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
         config = write_default_config(home)
         parts = urlsplit(amqp_url)
         vhost_url = urlunsplit((parts.scheme, parts.netloc, "/" + vhost, "", ""))
-        config.write_text(config.read_text().replace(
-            'amqp_url = "amqp://guest:guest@127.0.0.1:5672/"', f'amqp_url = "{vhost_url}"'))
+        config.write_text(
+            config.read_text().replace(
+                'amqp_url = "amqp://guest:guest@127.0.0.1:5672/"', f'amqp_url = "{vhost_url}"'
+            )
+        )
         os.environ["AXIS_AMQP_URL"] = vhost_url
         os.environ["AXIS_MANAGEMENT_URL"] = management_url
         settings = load_settings(home)
@@ -83,8 +90,12 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
         _step(f"hub home {home}: SQLite store, test CA and hub key (ECDSA P-256)")
         store = Store(settings.db_url)
         store.create_all()
-        hub = Hub(HubConfig(amqp_url=settings.amqp_url, registry_refresh_seconds=1.0), store,
-                  load_credential(settings.hub_key_path, settings.hub_cert_path), HubMetrics())
+        hub = Hub(
+            HubConfig(amqp_url=settings.amqp_url, registry_refresh_seconds=1.0),
+            store,
+            load_credential(settings.hub_key_path, settings.hub_cert_path),
+            HubMetrics(),
+        )
         await hub.start()
         _step(f"hub running on RabbitMQ vhost {vhost!r} (quorum queues, publisher confirms)")
         clients = {}
@@ -94,14 +105,23 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
             _step(f"registered {organ_id} {name}: account, inbox {reg['inbox']}, certificate")
             from axis.profile import Profile
 
-            profile = Profile(path=tmp / f"{organ_id}.toml", system_id=organ_id, organ_name=name,
-                              amqp_url=vhost_url, password=reg["amqp_password"], key=paths.key,
-                              cert=paths.cert, hub_cert=pki.hub_cert, ca=pki.ca_cert)
+            profile = Profile(
+                path=tmp / f"{organ_id}.toml",
+                system_id=organ_id,
+                organ_name=name,
+                amqp_url=vhost_url,
+                password=reg["amqp_password"],
+                key=paths.key,
+                cert=paths.cert,
+                hub_cert=pki.hub_cert,
+                ca=pki.ca_cert,
+            )
             clients[organ_id] = AgencyClient(profile.client_config())
         await hub.refresh_registry()
         try:
-            await _exchange(tmp, clients[SENDER[0]], clients[RECIPIENT[0]], store, pki.hub_cert,
-                            pki.ca_cert)
+            await _exchange(
+                tmp, clients[SENDER[0]], clients[RECIPIENT[0]], store, pki.hub_cert, pki.ca_cert
+            )
         finally:
             for client in clients.values():
                 await client.close()
@@ -114,8 +134,9 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
         management.delete_vhost(vhost)
 
 
-async def _exchange(tmp: Path, sender: object, recipient: object, store: object, hub_cert: Path,
-                    ca_cert: Path) -> None:
+async def _exchange(
+    tmp: Path, sender: object, recipient: object, store: object, hub_cert: Path, ca_cert: Path
+) -> None:
     from axis.client import AgencyClient
     from axis.receipts import describe, verify_receipt
     from axis.trace import render_timeline
@@ -128,23 +149,30 @@ async def _exchange(tmp: Path, sender: object, recipient: object, store: object,
     assert isinstance(sender, AgencyClient) and isinstance(recipient, AgencyClient)
     await sender.connect()
     await recipient.connect()
-    attachment = ("Kính gửi UBND tỉnh Nghệ An.\nCông văn về việc kết nối, liên thông "
-                  "phần mềm quản lý văn bản.\n").encode() * 200
+    attachment = (
+        "Kính gửi UBND tỉnh Nghệ An.\nCông văn về việc kết nối, liên thông "
+        "phần mềm quản lý văn bản.\n"
+    ).encode() * 200
     today = datetime.now(UTC).date()
-    package = document_from_metadata({
-        "from": {"organ_id": SENDER[0], "organ_name": SENDER[1]},
-        "to": [{"organ_id": RECIPIENT[0], "organ_name": RECIPIENT[1]}],
-        "document_id": f"{SENDER[0]},{today:%Y/%m/%d},7816/VPCP-TTĐT",
-        "code": {"number": "7816", "notation": "VPCP-TTĐT"},
-        "promulgation_date": today.isoformat(),
-        "type_name": "Công văn",
-        "subject": "V/v kết nối, liên thông phần mềm quản lý văn bản",
-        "priority": 2,
-    }, [attachment_from_bytes("cong-van-7816.txt", attachment)])
+    package = document_from_metadata(
+        {
+            "from": {"organ_id": SENDER[0], "organ_name": SENDER[1]},
+            "to": [{"organ_id": RECIPIENT[0], "organ_name": RECIPIENT[1]}],
+            "document_id": f"{SENDER[0]},{today:%Y/%m/%d},7816/VPCP-TTĐT",
+            "code": {"number": "7816", "notation": "VPCP-TTĐT"},
+            "promulgation_date": today.isoformat(),
+            "type_name": "Công văn",
+            "subject": "V/v kết nối, liên thông phần mềm quản lý văn bản",
+            "priority": 2,
+        },
+        [attachment_from_bytes("cong-van-7816.txt", attachment)],
+    )
     signed = sender.sign(package)
     consignment = await sender.send(signed)
-    _step(f"{SENDER[0]} sent document {package.document_id} ({len(signed)} bytes, signed "
-          f"RSA-SHA256) as consignment {consignment}")
+    _step(
+        f"{SENDER[0]} sent document {package.document_id} ({len(signed)} bytes, signed "
+        f"RSA-SHA256) as consignment {consignment}"
+    )
     accepted = await sender.wait_receipt(consignment, timeout=20)
     _step(f"receipt: {describe(accepted.receipt)}")
     received = None
@@ -159,10 +187,13 @@ async def _exchange(tmp: Path, sender: object, recipient: object, store: object,
     if received is None or not isinstance(received.package, DocumentPackage):
         raise RuntimeError("the recipient received nothing")
     same = received.package.attachments[0].data == attachment
-    _step(f"{RECIPIENT[0]} fetched it: signature verified, attachment "
-          f"{'byte-identical' if same else 'DIFFERENT'}; status 01 (đã đến) sent automatically")
-    await recipient.send_status(received.package, StatusCode.ACCEPTED,
-                                "Văn thư: tiếp nhận văn bản, vào sổ văn bản đến")
+    _step(
+        f"{RECIPIENT[0]} fetched it: signature verified, attachment "
+        f"{'byte-identical' if same else 'DIFFERENT'}; status 01 (đã đến) sent automatically"
+    )
+    await recipient.send_status(
+        received.package, StatusCode.ACCEPTED, "Văn thư: tiếp nhận văn bản, vào sổ văn bản đến"
+    )
     _step(f"{RECIPIENT[0]} answered with status 03 (đã tiếp nhận / accepted and registered)")
     delivered = None
     for _ in range(100):
@@ -182,11 +213,15 @@ async def _exchange(tmp: Path, sender: object, recipient: object, store: object,
     _step(f"{SENDER[0]} received status 03 in its inbox")
     timeline = await sender.trace(package.document_id)
     typer.echo("\n".join(render_timeline(timeline)))
-    policy = VerifyPolicy(at=datetime.now(UTC), trust_anchors=(load_certificate(ca_cert.read_bytes()),))
+    policy = VerifyPolicy(
+        at=datetime.now(UTC), trust_anchors=(load_certificate(ca_cert.read_bytes()),)
+    )
     for name, raw in (("accepted", accepted.raw), ("delivered", delivered)):
         if raw is None:
             raise RuntimeError(f"no {name} receipt")
         (tmp / f"{name}.receipt.xml").write_bytes(raw)
         checked = verify_receipt(raw, policy, package=signed)
-        _step(f"offline check of the {name} receipt against the CA: valid, signed by "
-              f"{checked.signer_subject}; package SHA-256 matches")
+        _step(
+            f"offline check of the {name} receipt against the CA: valid, signed by "
+            f"{checked.signer_subject}; package SHA-256 matches"
+        )

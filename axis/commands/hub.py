@@ -18,16 +18,20 @@ from axis.commands.common import JsonOption, emit, read_file, reporting
 from axis.errors import InvalidKeyMaterial, PkiExists
 from axis.settings import Settings, load_settings, write_default_config
 
-HomeOption = typer.Option(None, "--home", envvar="AXIS_HOME",
-                          help="Hub home (default: $AXIS_HOME, else ./.axis).")
+HomeOption = typer.Option(
+    None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
+)
 
 agency_app = typer.Typer(help="Register and manage agency systems.", no_args_is_help=True)
-directory_app = typer.Typer(help="The organ directory (organ → serving system).",
-                            no_args_is_help=True)
+directory_app = typer.Typer(
+    help="The organ directory (organ → serving system).", no_args_is_help=True
+)
 
 
 def init(
-    home: Path = typer.Argument(None, help="Folder for the hub home (default: $AXIS_HOME or ./.axis)."),
+    home: Path = typer.Argument(
+        None, help="Folder for the hub home (default: $AXIS_HOME or ./.axis)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Create a hub home: axis.toml, the PKI (CA, hub key pair) and the SQLite database."""
@@ -47,24 +51,38 @@ def init(
         store = Store(settings.db_url)
         store.create_all()
         store.dispose()
-        emit(as_json, {"home": str(home), "config": str(config), "ca": str(paths.ca_cert),
-                       "hub_cert": str(paths.hub_cert), "db_url": settings.db_url},
-             [f"hub home created in {home}", f"  config   {config}",
-              f"  CA       {paths.ca_cert}", f"  hub cert {paths.hub_cert}",
-              f"  database {settings.db_url}",
-              "next: axis agency register ORGAN-ID --name NAME --cert CERT.pem"])
+        emit(
+            as_json,
+            {
+                "home": str(home),
+                "config": str(config),
+                "ca": str(paths.ca_cert),
+                "hub_cert": str(paths.hub_cert),
+                "db_url": settings.db_url,
+            },
+            [
+                f"hub home created in {home}",
+                f"  config   {config}",
+                f"  CA       {paths.ca_cert}",
+                f"  hub cert {paths.hub_cert}",
+                f"  database {settings.db_url}",
+                "next: axis agency register ORGAN-ID --name NAME --cert CERT.pem",
+            ],
+        )
 
 
 def serve(
     home: Path | None = HomeOption,
-    workers: int = typer.Option(1, "--workers", min=1, max=64,
-                                help="Hub processes competing on axis.submit."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Hub processes competing on axis.submit."
+    ),
     worker_index: int = typer.Option(0, "--worker-index", hidden=True),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Run the hub in the foreground until Ctrl-C / SIGTERM; serves /metrics."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with reporting(False):
         settings = load_settings(home)
         if workers > 1:
@@ -83,10 +101,17 @@ async def _serve_one(settings: Settings, index: int) -> None:
     metrics = HubMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port + index)
-    hub = Hub(HubConfig(amqp_url=settings.amqp_url, prefetch=settings.prefetch,
-                        max_submission_bytes=settings.max_submission_bytes,
-                        queue_type=settings.queue_type),
-              store, load_credential(settings.hub_key_path, settings.hub_cert_path), metrics)
+    hub = Hub(
+        HubConfig(
+            amqp_url=settings.amqp_url,
+            prefetch=settings.prefetch,
+            max_submission_bytes=settings.max_submission_bytes,
+            queue_type=settings.queue_type,
+        ),
+        store,
+        load_credential(settings.hub_key_path, settings.hub_cert_path),
+        metrics,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,10 +128,20 @@ async def _serve_one(settings: Settings, index: int) -> None:
 
 def _supervise(settings: Settings, workers: int, log_level: str) -> int:
     """Run N worker processes; forward SIGINT/SIGTERM; exit with the worst status."""
-    cmd = [sys.executable, "-m", "cli", "serve", "--home", str(settings.home),
-           "--log-level", log_level]
-    procs = [subprocess.Popen([*cmd, "--worker-index", str(i)],
-                              cwd=Path(__file__).resolve().parents[2]) for i in range(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "serve",
+        "--home",
+        str(settings.home),
+        "--log-level",
+        log_level,
+    ]
+    procs = [
+        subprocess.Popen([*cmd, "--worker-index", str(i)], cwd=Path(__file__).resolve().parents[2])
+        for i in range(workers)
+    ]
 
     def forward(signum: int, _frame: Any) -> None:
         for proc in procs:
@@ -135,13 +170,19 @@ def agency_register(
     from axis.registration import register_system
 
     with reporting(as_json):
-        result = register_system(load_settings(home), organ_id, name,
-                                 read_file(cert, "certificate"), serves)
-        emit(as_json, result, [
-            f"registered system {result['system_id']} ({name})",
-            f"  inbox        {result['inbox']}",
-            f"  amqp user    {result['amqp_user']}",
-            f"  amqp password {result['amqp_password']}   (shown once; keep it safe)"])
+        result = register_system(
+            load_settings(home), organ_id, name, read_file(cert, "certificate"), serves
+        )
+        emit(
+            as_json,
+            result,
+            [
+                f"registered system {result['system_id']} ({name})",
+                f"  inbox        {result['inbox']}",
+                f"  amqp user    {result['amqp_user']}",
+                f"  amqp password {result['amqp_password']}   (shown once; keep it safe)",
+            ],
+        )
 
 
 @agency_app.command("list")
@@ -149,9 +190,17 @@ def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> N
     """List the registered systems."""
     with reporting(as_json), _store(home) as store:
         systems = [_system_json(store, s.system_id) for s in store.list_systems()]
-        emit(as_json, {"systems": systems},
-             lambda: [f"{s['system_id']:20} {'active' if s['active'] else 'SUSPENDED':9} "
-                      f"{s['name']}" for s in systems] or ["(no systems registered)"])
+        emit(
+            as_json,
+            {"systems": systems},
+            lambda: (
+                [
+                    f"{s['system_id']:20} {'active' if s['active'] else 'SUSPENDED':9} {s['name']}"
+                    for s in systems
+                ]
+                or ["(no systems registered)"]
+            ),
+        )
 
 
 @agency_app.command("show")
@@ -159,47 +208,71 @@ def agency_show(organ_id: str, home: Path | None = HomeOption, as_json: bool = J
     """Show one system: state, served organs, certificates."""
     with reporting(as_json), _store(home) as store:
         info = _system_json(store, organ_id)
-        emit(as_json, info, lambda: [f"{k}: {json.dumps(v, ensure_ascii=False)}"
-                                     for k, v in info.items()])
+        emit(
+            as_json,
+            info,
+            lambda: [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in info.items()],
+        )
 
 
 @agency_app.command("suspend")
-def agency_suspend(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+def agency_suspend(
+    organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption
+) -> None:
     """Suspend a system: its submissions and documents addressed to it are rejected."""
     _set_active(organ_id, home, as_json, False)
 
 
 @agency_app.command("resume")
-def agency_resume(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+def agency_resume(
+    organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption
+) -> None:
     """Resume a suspended system."""
     _set_active(organ_id, home, as_json, True)
 
 
 @agency_app.command("add-cert")
-def agency_add_cert(organ_id: str, cert: Path = typer.Option(..., "--cert"),
-                    home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+def agency_add_cert(
+    organ_id: str,
+    cert: Path = typer.Option(..., "--cert"),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Bind another signing certificate to a system (e.g. before the old one expires)."""
     with reporting(as_json), _store(home) as store:
         _require_system(store, organ_id)
         record = store.add_certificate(organ_id, read_file(cert, "certificate"))
-        emit(as_json, {"system_id": organ_id, "fingerprint": record.fingerprint},
-             [f"certificate {record.fingerprint} bound to {organ_id}"])
+        emit(
+            as_json,
+            {"system_id": organ_id, "fingerprint": record.fingerprint},
+            [f"certificate {record.fingerprint} bound to {organ_id}"],
+        )
 
 
 @agency_app.command("revoke-cert")
-def agency_revoke_cert(organ_id: str, fingerprint: str = typer.Argument(..., help="SHA-256 hex."),
-                       home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+def agency_revoke_cert(
+    organ_id: str,
+    fingerprint: str = typer.Argument(..., help="SHA-256 hex."),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Revoke one of a system's certificates: packages signed with it are rejected."""
     with reporting(as_json), _store(home) as store:
         _require_system(store, organ_id)
         store.revoke_certificate(organ_id, fingerprint)
-        emit(as_json, {"system_id": organ_id, "fingerprint": fingerprint, "revoked": True},
-             [f"certificate {fingerprint} of {organ_id} revoked"])
+        emit(
+            as_json,
+            {"system_id": organ_id, "fingerprint": fingerprint, "revoked": True},
+            [f"certificate {fingerprint} of {organ_id} revoked"],
+        )
 
 
 @directory_app.command("import")
-def directory_import(csv_file: Path = typer.Argument(..., help="CSV: organ_id,name[,parent_id]"),
-                     home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+def directory_import(
+    csv_file: Path = typer.Argument(..., help="CSV: organ_id,name[,parent_id]"),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Import organs in bulk (upsert by organ id), reporting progress."""
     from axis.directory import read_directory_csv
 
@@ -220,8 +293,11 @@ def _set_active(organ_id: str, home: Path | None, as_json: bool, active: bool) -
     with reporting(as_json), _store(home) as store:
         _require_system(store, organ_id)
         store.set_system_active(organ_id, active)
-        emit(as_json, {"system_id": organ_id, "active": active},
-             [f"system {organ_id} {'resumed' if active else 'suspended'}"])
+        emit(
+            as_json,
+            {"system_id": organ_id, "active": active},
+            [f"system {organ_id} {'resumed' if active else 'suspended'}"],
+        )
 
 
 class _store:
@@ -255,12 +331,21 @@ def _system_json(store: Any, organ_id: str) -> dict[str, Any]:
     snapshot = store.load_snapshot()
     served = sorted(o for o, s in snapshot.organ_system.items() if s == organ_id)
     return {
-        "system_id": system.system_id, "name": system.name, "active": system.active,
-        "inbox": f"axis.inbox.{system.system_id}", "serves": served[:50],
+        "system_id": system.system_id,
+        "name": system.name,
+        "active": system.active,
+        "inbox": f"axis.inbox.{system.system_id}",
+        "serves": served[:50],
         "serves_count": len(served),
-        "certificates": [{"fingerprint": c.fingerprint, "subject": c.subject,
-                          "not_after": c.not_after.isoformat(), "revoked": c.revoked}
-                         for c in store.list_certificates(organ_id)],
+        "certificates": [
+            {
+                "fingerprint": c.fingerprint,
+                "subject": c.subject,
+                "not_after": c.not_after.isoformat(),
+                "revoked": c.revoked,
+            }
+            for c in store.list_certificates(organ_id)
+        ],
     }
 
 

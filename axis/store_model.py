@@ -1,0 +1,200 @@
+"""The hub database's tables and the plain values that cross the store's API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import Column, DateTime, ForeignKey, Index, LargeBinary, String, Text
+from sqlmodel import Field, SQLModel
+
+# What the submission claimed to be (its routing key); anything else was rejected.
+SubmissionKind = str
+Outcome = Literal["accepted", "rejected"]
+EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered", "status"]
+_ID = 35  # longest organ identifier
+
+# -- schema ------------------------------------------------------------------------------
+
+
+def _when(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _text(*, nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(Text, nullable=nullable))
+
+
+class SystemTable(SQLModel, table=True):
+    __tablename__ = "systems"
+    system_id: str = Field(primary_key=True, max_length=_ID)
+    name: str
+    active: bool = True
+    created_at: datetime = _when()
+
+
+class OrganTable(SQLModel, table=True):
+    __tablename__ = "organs"
+    organ_id: str = Field(primary_key=True, max_length=_ID)
+    name: str
+    parent_id: str | None = Field(default=None, max_length=_ID)
+    # The system explicitly serving this organ: its operator, or assigned by `--serves`.
+    system_id: str | None = Field(
+        default=None, sa_column=Column(String(_ID), ForeignKey("systems.system_id"), index=True)
+    )
+
+
+class CertificateTable(SQLModel, table=True):
+    __tablename__ = "certificates"
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    system_id: str = Field(foreign_key="systems.system_id", max_length=_ID, index=True)
+    pem: str = _text()
+    subject: str = _text()
+    not_before: datetime = _when()
+    not_after: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class SubmissionTable(SQLModel, table=True):
+    __tablename__ = "submissions"
+    # This UNIQUE constraint is the cross-process deduplication of consignments.
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "message_id", name="uq_submissions_user_message"),
+        {"sqlite_autoincrement": True},
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=255)
+    message_id: str = Field(max_length=300)
+    kind: str = Field(max_length=16)
+    sha256: str = Field(max_length=64)
+    document_id: str | None = Field(default=None, max_length=255, index=True)
+    sender_organ: str | None = Field(default=None, max_length=_ID)
+    outcome: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=128)
+    reason: str | None = _text(nullable=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = _when()
+
+
+class DeliveryTable(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    submission_id: int = Field(foreign_key="submissions.id", primary_key=True)
+    system_id: str = Field(primary_key=True, max_length=_ID, index=True)
+    organs: str = _text()
+    published_at: datetime = _when()
+    delivered_at: datetime | None = _when(nullable=True)
+    # The hub's signed "delivered" receipt, made when the recipient's status 01 came.
+    receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class TraceEventTable(SQLModel, table=True):
+    __tablename__ = "trace_events"
+    __table_args__ = (
+        Index("ix_trace_events_document_id", "document_id"),
+        Index("ix_trace_events_message_id", "message_id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str | None = Field(default=None, max_length=255)
+    message_id: str = Field(max_length=255)
+    event: str = Field(max_length=16)
+    system_id: str = Field(max_length=255)
+    organ_id: str | None = _text(nullable=True)  # comma-joined for a multi-organ delivery
+    status_code: str | None = Field(default=None, max_length=16)
+    error_code: str | None = Field(default=None, max_length=128)
+    detail: str | None = _text(nullable=True)
+    at: datetime = _when()
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+SYSTEMS, ORGANS, CERTS = _table(SystemTable), _table(OrganTable), _table(CertificateTable)
+SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(TraceEventTable)
+TABLES = (SYSTEMS, ORGANS, CERTS, SUBS, DELIVS, EVENTS)
+
+# -- values crossing the API -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SystemRecord:
+    system_id: str
+    name: str
+    active: bool
+    created_at: datetime
+    organs: tuple[str, ...]
+    """Organs explicitly assigned to the system (its own first), not their descendants."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    fingerprint: str
+    system_id: str
+    pem: bytes
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmissionRecord:
+    """One consignment as received, accepted or rejected, with its receipt."""
+
+    user_id: str
+    message_id: str
+    kind: SubmissionKind
+    sha256: str
+    outcome: Outcome
+    raw: bytes
+    receipt: bytes
+    received_at: datetime
+    document_id: str | None = None
+    sender_organ: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryRecord:
+    """A copy published to one recipient system's inbox; delivered = its status 01 came."""
+
+    system_id: str
+    organs: tuple[str, ...]
+    published_at: datetime
+    delivered_at: datetime | None = None
+    submission_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceEvent:
+    """One step of a document's life: ``system_id`` is the system acting or receiving."""
+
+    event: EventKind
+    at: datetime
+    message_id: str
+    system_id: str
+    document_id: str | None = None
+    organ_id: str | None = None
+    status_code: str | None = None
+    error_code: str | None = None
+    detail: str | None = None
+    id: int | None = None
+
+
+class DuplicateSubmission(Exception):  # internal signal, deliberately not an AxisError
+    """The (user_id, message_id) pair was recorded before: replay ``existing.receipt``."""
+
+    def __init__(self, existing: SubmissionRecord) -> None:
+        super().__init__(f"duplicate consignment {existing.user_id}/{existing.message_id}")
+        self.existing = existing

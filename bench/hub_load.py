@@ -1,0 +1,283 @@
+"""The processes of the end-to-end benchmark that are not the hub.
+
+``python -m bench.hub_load load CONFIG.json`` is the publisher and the recipient
+consumer (one process, so publish and receive times come from one clock); it
+prints its figures as one JSON line. ``python -m bench.hub_load relay URL`` is the
+bare aio-pika pass-through the hub is compared with: consume, publish with a
+confirm, ack. Both run apart from the hub so they do not take its GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from routing.topology import queue_arguments
+
+RELAY_IN = "bench.pt.in"
+RELAY_OUT = "bench.pt.out"
+H_EVENT = "axis-event"
+H_ERROR = "axis-error-code"
+PREFETCH = 64
+CONSUMER_PREFETCH = 512
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """One run of the load process (written as JSON by the orchestrator)."""
+
+    publish_url: str
+    consume_url: str
+    exchange: str
+    routing_key: str
+    deliver_queue: str
+    bodies: str
+    count: int
+    window: int
+    warmup: int
+    serial: int
+    tag: str
+    user_id: str | None = None
+    receipt_queue: str | None = None
+    hub_pids: tuple[int, ...] = ()
+    broker_pids: tuple[int, ...] = ()
+    timeout: float = 120.0
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What one run measured; latencies in milliseconds."""
+
+    count: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    serial_p50_ms: float
+    serial_p99_ms: float
+    hub_cpu_ms: float
+    broker_cpu_ms: float
+    load_cpu_ms: float
+    receipts: dict[str, int] = field(default_factory=dict)
+
+
+def write_bodies(path: Path, bodies: Sequence[bytes]) -> None:
+    """Length-prefixed concatenation of the pre-signed packages."""
+    with path.open("wb") as out:
+        for body in bodies:
+            out.write(struct.pack(">I", len(body)))
+            out.write(body)
+
+
+def read_bodies(path: Path) -> list[bytes]:
+    data, bodies, at = path.read_bytes(), [], 0
+    while at < len(data):
+        (size,) = struct.unpack_from(">I", data, at)
+        bodies.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return bodies
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """user + system CPU of ``pids`` (and their reaped children) from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / _CLK_TCK
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# -- the load process ------------------------------------------------------------------
+
+
+class _Load:
+    """Publisher with a bounded window of outstanding messages, plus the recipient."""
+
+    def __init__(self, config: LoadConfig, bodies: list[bytes]) -> None:
+        self.config = config
+        self.bodies = bodies
+        self.sent: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.receipts: dict[str, int] = {}
+        self.failure: str | None = None
+        self.window = asyncio.Semaphore(config.window)
+        self.idle = asyncio.Event()
+        self.serial_no = 0
+
+    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+        now = time.perf_counter()
+        await message.ack()
+        key = (message.message_id or "").rsplit("/", 1)[-1]
+        started = self.sent.pop(key, None)
+        if started is None:
+            return  # a copy published twice: counted once
+        self.latencies.append(now - started)
+        self.window.release()
+        if not self.sent:
+            self.idle.set()
+
+    async def on_receipt(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        headers = message.headers or {}
+        event = str(headers.get(H_EVENT, "?"))
+        self.receipts[event] = self.receipts.get(event, 0) + 1
+        if event == "rejected" and self.failure is None:
+            self.failure = f"the hub rejected a submission: {headers.get(H_ERROR, '?')}"
+            self.idle.set()
+
+    async def phase(self, channel: AbstractChannel, count: int, window: int) -> list[float]:
+        """Publish ``count`` messages, at most ``window`` outstanding; their latencies."""
+        self.window = asyncio.Semaphore(window)
+        self.latencies = []
+        self.idle.clear()
+        exchange = (await channel.get_exchange(self.config.exchange, ensure=False)
+                    if self.config.exchange else channel.default_exchange)
+        publishes: list[asyncio.Task[None]] = []
+        for _ in range(count):
+            await self.window.acquire()
+            self._check()
+            self.serial_no += 1
+            key = f"{self.config.tag}-{self.serial_no}"
+            body = self.bodies[self.serial_no % len(self.bodies)]
+            message = aio_pika.Message(
+                body=body, message_id=key, user_id=self.config.user_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/xml")
+            self.sent[key] = time.perf_counter()
+            publishes.append(asyncio.create_task(
+                exchange.publish(message, self.config.routing_key, mandatory=True)))
+        await asyncio.gather(*publishes)
+        try:
+            await asyncio.wait_for(self.idle.wait(), self.config.timeout)
+        except TimeoutError:
+            raise SystemExit(f"{len(self.sent)} deliveries missing after "
+                             f"{self.config.timeout:g} s") from None
+        self._check()
+        return list(self.latencies)
+
+    async def wait_receipts(self, want: int) -> None:
+        deadline = time.perf_counter() + self.config.timeout
+        while sum(self.receipts.values()) < want and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        self._check()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise SystemExit(self.failure)
+
+
+async def run_load(config: LoadConfig) -> LoadResult:
+    """Warm up, measure serial latency, then the saturated run; return the figures."""
+    load = _Load(config, read_bodies(Path(config.bodies)))
+    publisher = await aio_pika.connect(config.publish_url)
+    consumer = await aio_pika.connect(config.consume_url)
+    try:
+        pub_channel = await publisher.channel(publisher_confirms=True)
+        con_channel = await consumer.channel()
+        await con_channel.set_qos(prefetch_count=CONSUMER_PREFETCH)
+        inbox = await con_channel.get_queue(config.deliver_queue, ensure=False)
+        await inbox.consume(load.on_delivery)
+        if config.receipt_queue:
+            receipts = await con_channel.get_queue(config.receipt_queue, ensure=False)
+            await receipts.consume(load.on_receipt)
+        await load.phase(pub_channel, config.warmup, config.window)
+        serial = await load.phase(pub_channel, config.serial, 1)
+        cpu_before = _cpu(config)
+        started = time.perf_counter()
+        latencies = await load.phase(pub_channel, config.count, config.window)
+        seconds = time.perf_counter() - started
+        cpu_after = _cpu(config)
+        if config.receipt_queue:
+            await load.wait_receipts(config.warmup + config.serial + config.count)
+    finally:
+        await publisher.close()
+        await consumer.close()
+    spent = [(after - before) * 1000 / config.count for before, after in zip(cpu_before, cpu_after,
+                                                                              strict=True)]
+    return LoadResult(
+        count=config.count, seconds=seconds, per_second=config.count / seconds,
+        p50_ms=statistics.median(latencies) * 1000, p99_ms=percentile(latencies, 0.99) * 1000,
+        serial_p50_ms=statistics.median(serial) * 1000 if serial else float("nan"),
+        serial_p99_ms=percentile(serial, 0.99) * 1000,
+        hub_cpu_ms=spent[0], broker_cpu_ms=spent[1], load_cpu_ms=spent[2],
+        receipts=dict(load.receipts))
+
+
+def _cpu(config: LoadConfig) -> tuple[float, float, float]:
+    own = time.process_time()
+    return cpu_seconds(config.hub_pids), cpu_seconds(config.broker_pids), own
+
+
+# -- the pass-through ------------------------------------------------------------------
+
+
+async def declare_relay_queues(channel: AbstractChannel) -> None:
+    """The pass-through's two quorum queues (same arguments as the hub's queues)."""
+    for name in (RELAY_IN, RELAY_OUT):
+        await channel.declare_queue(name, durable=True, arguments=queue_arguments("quorum",
+                                                                                  dead_letter=False))
+
+
+async def run_relay(url: str) -> None:
+    """Consume ``bench.pt.in``; publish each body to ``bench.pt.out`` with a confirm; ack."""
+    connection = await aio_pika.connect_robust(url)
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.set_qos(prefetch_count=PREFETCH)
+    await declare_relay_queues(channel)
+    queue = await channel.get_queue(RELAY_IN, ensure=False)
+
+    async def relay(message: AbstractIncomingMessage) -> None:
+        copy = aio_pika.Message(
+            body=bytes(message.body), message_id=message.message_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type=message.content_type)
+        await channel.default_exchange.publish(copy, RELAY_OUT, mandatory=True)
+        await message.ack()
+
+    await queue.consume(relay)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await connection.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``load CONFIG.json`` or ``relay AMQP_URL``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("role", choices=("load", "relay"))
+    parser.add_argument("target", help="the load's JSON config, or the relay's AMQP URL")
+    args = parser.parse_args(argv)
+    if args.role == "relay":
+        asyncio.run(run_relay(args.target))
+        return
+    raw = json.loads(Path(args.target).read_text())
+    raw["hub_pids"], raw["broker_pids"] = tuple(raw["hub_pids"]), tuple(raw["broker_pids"])
+    result = asyncio.run(run_load(LoadConfig(**raw)))
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
