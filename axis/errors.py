@@ -372,3 +372,13 @@ class CertificateInUse(RegistryError):
     """The certificate is already registered to another system."""
 
     code = "registry.certificate_in_use"
+
+
+# -- appended: the broker lacks the hub's exchanges or the system's inbox -------------
+
+
+class HubNotReady(TransportError):
+    """No ``axis.submit``/``axis.query`` exchange or inbox queue in the virtual host: the
+    hub has never run there, or the profile names the wrong virtual host."""
+
+    code = "transport.hub_not_ready"

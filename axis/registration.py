@@ -18,6 +18,16 @@ from routing.topology import inbox_queue_name
 from signing.keys import load_certificate, organ_id_of
 
 
+def check_certificate_organ(organ_id: str, cert_pem: bytes) -> None:
+    """Refuse a certificate that names (as its subject's UID) an organ other than ``organ_id``."""
+    carried = organ_id_of(load_certificate(cert_pem))
+    if carried is not None and carried != organ_id:
+        raise InvalidKeyMaterial(
+            f"the certificate names organ {carried!r}, not {organ_id!r}: issue one for "
+            f"{organ_id} (axis pki issue DIR --organ-id {organ_id} …)"
+        )
+
+
 def register_system(
     settings: Settings, organ_id: str, name: str, cert_pem: bytes, serves: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -25,10 +35,7 @@ def register_system(
     organ_id = check_organ_id(organ_id)
     for served in serves:
         check_organ_id(served)
-    cert = load_certificate(cert_pem)
-    carried = organ_id_of(cert)
-    if carried is not None and carried != organ_id:
-        raise InvalidKeyMaterial(f"the certificate names organ {carried!r}, not {organ_id!r}")
+    check_certificate_organ(organ_id, cert_pem)
     store = Store(settings.db_url)
     try:
         store.create_all()

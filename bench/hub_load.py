@@ -104,6 +104,10 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / _CLK_TCK
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return float("nan")
@@ -143,10 +147,10 @@ class _Load:
     async def on_receipt(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
         headers = message.headers or {}
-        event = str(headers.get(H_EVENT, "?"))
+        event = _text(headers.get(H_EVENT, "?"))
         self.receipts[event] = self.receipts.get(event, 0) + 1
         if event == "rejected" and self.failure is None:
-            self.failure = f"the hub rejected a submission: {headers.get(H_ERROR, '?')}"
+            self.failure = f"the hub rejected a submission: {_text(headers.get(H_ERROR, '?'))}"
             self.idle.set()
 
     async def phase(self, channel: AbstractChannel, count: int, window: int) -> list[float]:
@@ -156,7 +160,7 @@ class _Load:
         self.idle.clear()
         exchange = (await channel.get_exchange(self.config.exchange, ensure=False)
                     if self.config.exchange else channel.default_exchange)
-        publishes: list[asyncio.Task[None]] = []
+        publishes: list[asyncio.Task[object]] = []
         for _ in range(count):
             await self.window.acquire()
             self._check()

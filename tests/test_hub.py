@@ -275,3 +275,18 @@ async def test_status_from_a_stranger_is_refused(kit: HubKit) -> None:
     d = await kit.agency(organ("D"))
     with pytest.raises(QueryRefused, match="party"):
         await d.client.trace(package.document_id)
+
+
+async def test_metrics_count_outcomes_and_rejection_codes(kit: HubKit) -> None:
+    from prometheus_client import generate_latest
+
+    a, b = await kit.agency(organ("A")), await kit.agency(organ("B"))
+    ok = await a.client.send(a.client.sign(document(a.organ_id, [b.organ_id])))
+    await a.client.wait_receipt(ok, 15)
+    assert await _rejection(kit, b"<x/>", a.client, "not-edxml") == "envelope.schema_violation"
+    assert kit.hub is not None
+    text = generate_latest(kit.hub.metrics.registry).decode()
+    assert 'axis_submissions_total{kind="edoc",outcome="accepted"} 1.0' in text
+    assert 'axis_rejections_total{code="envelope.schema_violation"} 1.0' in text
+    assert 'axis_deliveries_total{kind="edoc"} 1.0' in text
+    assert "axis_processing_seconds_count 2.0" in text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from test_signing_helpers import DS_NS, LATER, SMALL_PACKAGE, SigningPki, edxml, make_pki
+from tests.test_signing_helpers import DS_NS, LATER, SMALL_PACKAGE, SigningPki, edxml, make_pki
 
 from axis.errors import SignatureInvalid
 from envelopes.xmlsafe import parse_tree

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
-from test_signing_helpers import NOW, SigningPki, make_pki
+from tests.test_signing_helpers import NOW, SigningPki, make_pki
 
 from axis.errors import InvalidOrganId
 from signing.pki import issue_agency, new_ca

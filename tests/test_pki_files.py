@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_signing_helpers import LATER, NOW, SMALL_PACKAGE
+from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE
 
 from axis.errors import InvalidKeyMaterial, InvalidOrganId, PkiExists
 from axis.pki_files import init_pki, issue_agency_files, load_credential, write_credential

@@ -26,7 +26,7 @@ from signxml.algorithms import (
     SignatureMethod,
 )
 from signxml.signer import XMLSigner
-from test_signing_helpers import LATER, NOW, SMALL_PACKAGE, SigningPki, ds, edxml, make_pki
+from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE, SigningPki, ds, edxml, make_pki
 
 from axis.errors import (
     AlgorithmRefused,

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from signxml.algorithms import SignatureMethod
-from test_signing_helpers import SigningPki, make_pki
+from tests.test_signing_helpers import SigningPki, make_pki
 
 from axis.errors import InvalidKeyMaterial
 from signing.keys import (

@@ -10,7 +10,7 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from test_signing_helpers import (
+from tests.test_signing_helpers import (
     DS_NS,
     EDXML_NS,
     LATER,

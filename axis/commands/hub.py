@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +9,14 @@ from typing import Any
 import typer
 
 from axis.commands.common import JsonOption, emit, read_file, reporting
-from axis.errors import InvalidKeyMaterial, PkiExists
-from axis.settings import Settings, load_settings, write_default_config
+from axis.commands.serve_cmd import serve
+from axis.errors import (
+    DirectoryImportError,
+    InvalidKeyMaterial,
+    PkiExists,
+    UnknownAgency,
+)
+from axis.settings import load_settings, write_default_config
 
 HomeOption = typer.Option(
     None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
@@ -71,88 +71,6 @@ def init(
         )
 
 
-def serve(
-    home: Path | None = HomeOption,
-    workers: int = typer.Option(
-        1, "--workers", min=1, max=64, help="Hub processes competing on axis.submit."
-    ),
-    worker_index: int = typer.Option(0, "--worker-index", hidden=True),
-    log_level: str = typer.Option("INFO", "--log-level"),
-) -> None:
-    """Run the hub in the foreground until Ctrl-C / SIGTERM; serves /metrics."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    with reporting(False):
-        settings = load_settings(home)
-        if workers > 1:
-            raise typer.Exit(_supervise(settings, workers, log_level))
-        asyncio.run(_serve_one(settings, worker_index))
-
-
-async def _serve_one(settings: Settings, index: int) -> None:
-    from axis.metrics import HubMetrics
-    from axis.pki_files import load_credential
-    from axis.store import Store
-    from routing.hub import Hub, HubConfig
-
-    store = Store(settings.db_url)
-    store.create_all()
-    metrics = HubMetrics()
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port + index)
-    hub = Hub(
-        HubConfig(
-            amqp_url=settings.amqp_url,
-            prefetch=settings.prefetch,
-            max_submission_bytes=settings.max_submission_bytes,
-            queue_type=settings.queue_type,
-        ),
-        store,
-        load_credential(settings.hub_key_path, settings.hub_cert_path),
-        metrics,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await hub.start()
-        logging.getLogger("axis.hub").info("hub worker %d ready", index)
-        await stop.wait()
-        logging.getLogger("axis.hub").info("stopping: finishing in-flight work")
-    finally:
-        await hub.stop()
-        store.dispose()
-
-
-def _supervise(settings: Settings, workers: int, log_level: str) -> int:
-    """Run N worker processes; forward SIGINT/SIGTERM; exit with the worst status."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "cli",
-        "serve",
-        "--home",
-        str(settings.home),
-        "--log-level",
-        log_level,
-    ]
-    procs = [
-        subprocess.Popen([*cmd, "--worker-index", str(i)], cwd=Path(__file__).resolve().parents[2])
-        for i in range(workers)
-    ]
-
-    def forward(signum: int, _frame: Any) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    return max(abs(proc.wait()) for proc in procs)
-
-
 @agency_app.command("register")
 def agency_register(
     organ_id: str = typer.Argument(..., help="The system's own organ id, e.g. 000.00.00.G22."),
@@ -189,13 +107,15 @@ def agency_register(
 def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
     """List the registered systems."""
     with reporting(as_json), _store(home) as store:
-        systems = [_system_json(store, s.system_id) for s in store.list_systems()]
+        snapshot = store.load_snapshot()
+        systems = [_system_json(store, s.system_id, snapshot) for s in store.list_systems()]
         emit(
             as_json,
             {"systems": systems},
             lambda: (
                 [
-                    f"{s['system_id']:20} {'active' if s['active'] else 'SUSPENDED':9} {s['name']}"
+                    f"{s['system_id']:20} {'active' if s['active'] else 'SUSPENDED':9} "
+                    f"{s['serves_count']:3} organ(s)  {_live_certs(s)} cert(s)  {s['name']}"
                     for s in systems
                 ]
                 or ["(no systems registered)"]
@@ -207,12 +127,8 @@ def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> N
 def agency_show(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
     """Show one system: state, served organs, certificates."""
     with reporting(as_json), _store(home) as store:
-        info = _system_json(store, organ_id)
-        emit(
-            as_json,
-            info,
-            lambda: [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in info.items()],
-        )
+        info = _system_json(store, organ_id, store.load_snapshot())
+        emit(as_json, info, lambda: _show_lines(info))
 
 
 @agency_app.command("suspend")
@@ -238,10 +154,17 @@ def agency_add_cert(
     home: Path | None = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Bind another signing certificate to a system (e.g. before the old one expires)."""
+    """Bind another signing certificate to a system (e.g. before the old one expires).
+
+    A certificate that names another organ (its UID) is refused.
+    """
+    from axis.registration import check_certificate_organ
+
     with reporting(as_json), _store(home) as store:
         _require_system(store, organ_id)
-        record = store.add_certificate(organ_id, read_file(cert, "certificate"))
+        pem = read_file(cert, "certificate")
+        check_certificate_organ(organ_id, pem)
+        record = store.add_certificate(organ_id, pem)
         emit(
             as_json,
             {"system_id": organ_id, "fingerprint": record.fingerprint},
@@ -252,13 +175,16 @@ def agency_add_cert(
 @agency_app.command("revoke-cert")
 def agency_revoke_cert(
     organ_id: str,
-    fingerprint: str = typer.Argument(..., help="SHA-256 hex."),
+    fingerprint: str = typer.Argument(
+        ..., help="SHA-256 hex (as `agency show` prints it), or a unique prefix of 8+ digits."
+    ),
     home: Path | None = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Revoke one of a system's certificates: packages signed with it are rejected."""
     with reporting(as_json), _store(home) as store:
         _require_system(store, organ_id)
+        fingerprint = _full_fingerprint(store, organ_id, fingerprint)
         store.revoke_certificate(organ_id, fingerprint)
         emit(
             as_json,
@@ -277,7 +203,8 @@ def directory_import(
     from axis.directory import read_directory_csv
 
     with reporting(as_json), _store(home) as store:
-        read_file(csv_file, "directory file")
+        if not csv_file.is_file():
+            raise DirectoryImportError(f"{csv_file} is not a file", path=str(csv_file))
         count = store.import_organs(_progress(read_directory_csv(csv_file), as_json))
         emit(as_json, {"imported": count}, [f"imported {count} organs from {csv_file}"])
 
@@ -318,17 +245,14 @@ class _store:
 
 
 def _require_system(store: Any, organ_id: str) -> Any:
-    from axis.errors import UnknownAgency
-
     system = store.get_system(organ_id)
     if system is None:
         raise UnknownAgency(f"no system {organ_id!r} is registered")
     return system
 
 
-def _system_json(store: Any, organ_id: str) -> dict[str, Any]:
+def _system_json(store: Any, organ_id: str, snapshot: Any) -> dict[str, Any]:
     system = _require_system(store, organ_id)
-    snapshot = store.load_snapshot()
     served = sorted(o for o, s in snapshot.organ_system.items() if s == organ_id)
     return {
         "system_id": system.system_id,
@@ -349,4 +273,39 @@ def _system_json(store: Any, organ_id: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["InvalidKeyMaterial"]
+def _live_certs(info: dict[str, Any]) -> int:
+    return sum(not c["revoked"] for c in info["certificates"])
+
+
+def _show_lines(info: dict[str, Any]) -> list[str]:
+    more = info["serves_count"] - len(info["serves"])
+    lines = [
+        f"system   {info['system_id']}  ({info['name']})",
+        f"state    {'active' if info['active'] else 'SUSPENDED'}",
+        f"inbox    {info['inbox']}",
+        f"serves   {', '.join(info['serves']) or '-'}" + (f" … and {more} more" if more else ""),
+        "certificates:",
+    ]
+    for c in info["certificates"]:
+        state = "REVOKED" if c["revoked"] else f"valid until {c['not_after'][:10]}"
+        lines.append(f"  {c['fingerprint']}  {state}  {c['subject']}")
+    return lines
+
+
+def _full_fingerprint(store: Any, organ_id: str, given: str) -> str:
+    """The one certificate fingerprint of ``organ_id`` that ``given`` names (colons allowed)."""
+    wanted = given.replace(":", "").strip().lower()
+    known = [str(c.fingerprint) for c in store.list_certificates(organ_id)]
+    if wanted in known:
+        return wanted
+    matches = [f for f in known if len(wanted) >= 8 and f.startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    reason = "matches several" if matches else "matches none"
+    raise UnknownAgency(
+        f"fingerprint {given!r} {reason} of the certificates of {organ_id} "
+        f"(`axis agency show {organ_id}` lists them)"
+    )
+
+
+__all__ = ["InvalidKeyMaterial", "agency_app", "directory_app", "init", "serve"]

@@ -1,0 +1,136 @@
+"""``axis serve``: run the hub in the foreground, one process or several competing workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import typer
+
+from axis.commands.common import reporting
+from axis.errors import AuthenticationFailed, BrokerUnreachable, InvalidSettings
+from axis.settings import Settings, load_settings
+
+HomeOption = typer.Option(
+    None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
+)
+
+
+def serve(
+    home: Path | None = HomeOption,
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Hub processes competing on axis.submit."
+    ),
+    worker_index: int = typer.Option(0, "--worker-index", hidden=True),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Run the hub in the foreground until Ctrl-C / SIGTERM; serves /metrics."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with reporting(False):
+        settings = load_settings(home)
+        if workers > 1:
+            raise typer.Exit(_supervise(settings, workers, log_level))
+        asyncio.run(_serve_one(settings, worker_index))
+
+
+async def _serve_one(settings: Settings, index: int) -> None:
+    from axis.metrics import HubMetrics
+    from axis.pki_files import load_credential
+    from axis.store import Store
+    from routing.hub import Hub, HubConfig
+
+    store = Store(settings.db_url)
+    store.create_all()
+    metrics = HubMetrics()
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_port + index)
+        except OSError as exc:
+            store.dispose()
+            raise InvalidSettings(
+                f"cannot serve /metrics on port {settings.metrics_port + index}: {exc.strerror}; "
+                f"set metrics_port in {settings.config_path} (0 turns it off)"
+            ) from None
+    hub = Hub(
+        HubConfig(
+            amqp_url=settings.amqp_url,
+            prefetch=settings.prefetch,
+            max_submission_bytes=settings.max_submission_bytes,
+            queue_type=settings.queue_type,
+        ),
+        store,
+        load_credential(settings.hub_key_path, settings.hub_cert_path),
+        metrics,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _start(hub, settings)
+        logging.getLogger("axis.hub").info("hub worker %d ready", index)
+        await stop.wait()
+        logging.getLogger("axis.hub").info("stopping: finishing in-flight work")
+    finally:
+        await hub.stop()
+        store.dispose()
+
+
+async def _start(hub: Any, settings: Settings) -> None:
+    """Start consuming; a broker that is down or refuses the hub is a coded error."""
+    import aio_pika
+    import aiormq
+
+    try:
+        await hub.start()
+    except aiormq.exceptions.ProbableAuthenticationError as exc:
+        raise AuthenticationFailed(f"the broker refused the hub's credentials: {exc}") from None
+    except (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException) as exc:
+        where = urlsplit(settings.amqp_url)
+        raise BrokerUnreachable(
+            f"the hub cannot use the broker at {where.hostname}:{where.port or 5672} "
+            f"(vhost {settings.vhost!r}): {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        ) from None
+
+
+def _supervise(settings: Settings, workers: int, log_level: str) -> int:
+    """Run N worker processes; forward SIGINT/SIGTERM; exit with the worst status.
+
+    A worker that dies on its own stops the others too: a half-running hub would
+    hide the failure from whoever watches the supervisor.
+    """
+    home = str(settings.home.resolve())  # the workers run from the code's folder
+    cmd = [sys.executable, "-m", "cli", "serve", "--home", home, "--log-level", log_level]
+    root = Path(__file__).resolve().parents[2]
+    procs = [subprocess.Popen([*cmd, "--worker-index", str(i)], cwd=root) for i in range(workers)]
+    stopping = False
+
+    def stop_all(_signum: int = 0, _frame: Any = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGTERM, stop_all)
+    while any(proc.poll() is None for proc in procs):
+        failed = [p for p in procs if p.returncode not in (None, 0)]
+        if failed and not stopping:
+            logging.getLogger("axis.hub").error(
+                "worker pid %d exited with %d; stopping the others",
+                failed[0].pid,
+                failed[0].returncode,
+            )
+            stop_all()
+        time.sleep(0.1)
+    return max(abs(int(proc.returncode or 0)) for proc in procs)

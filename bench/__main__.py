@@ -1,0 +1,53 @@
+"""``python -m bench [all|verify|hub] [--quick] [options of that benchmark]``.
+
+``all`` (the default) runs :mod:`bench.bench_verify` then :mod:`bench.bench_hub`
+with their defaults (about 1.5 minutes on 2 cores); ``--quick`` shortens both
+(well under a minute). Options after the name go to that benchmark alone, e.g.
+``python -m bench hub --count 5000 --workers 1 2 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import bench_hub
+
+QUICK_VERIFY_SECONDS = "0.4"
+
+
+def _verify(quick: bool, extra: Sequence[str]) -> None:
+    args = ["--seconds", QUICK_VERIFY_SECONDS] if quick else []
+    subprocess.run([sys.executable, "-m", "bench.bench_verify", *args, *extra],
+                   cwd=Path(__file__).resolve().parents[1], check=True)
+
+
+def _hub(quick: bool, extra: Sequence[str]) -> None:
+    bench_hub.main([*(["--quick"] if quick else []), *extra])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the chosen benchmarks in order, each under a heading with its wall time."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="?", choices=("all", "verify", "hub"), default="all")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (< 1 minute in all)")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.which == "all":
+        parser.error(f"options {' '.join(extra)} need a benchmark name (verify or hub)")
+    chosen = [("verify", _verify), ("hub", _hub)]
+    for name, run in chosen:
+        if args.which not in ("all", name):
+            continue
+        print(f"== bench {name}{' (quick)' if args.quick else ''} ==", flush=True)
+        started = time.perf_counter()
+        run(args.quick, extra)
+        print(f"== bench {name}: {time.perf_counter() - started:.0f} s ==\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""End to end: signed 5 KB packages through the real hub, against a bare aio-pika pass-through.
+
+Run from the repository root: ``.venv/bin/python -m bench.bench_hub`` (``--help``).
+
+Everything lives in a private virtual host and a temporary hub home that the
+bench creates and deletes (with the two broker accounts it registers). Three
+kinds of process take part, so none steals another's GIL: the hub (``axis
+serve`` subprocesses, one per ``--workers``), the pass-through relay
+(:mod:`bench.hub_load` ``relay``) and the load process (publisher + recipient
+consumer, :mod:`bench.hub_load` ``load``). Packages are signed before any timing.
+
+Latency is from the publish call to the moment the recipient's consumer gets the
+delivery. Two figures: *loaded* (``--window`` messages outstanding, the
+saturated run that also gives the throughput; by Little's law ≈ window /
+throughput) and *serial* (one message at a time: the path's own latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aio_pika
+import aiormq
+
+from axis.pki_files import init_pki, issue_agency_files, load_credential
+from axis.provision import Management
+from axis.registration import register_system
+from axis.settings import Settings, load_settings
+from bench.hub_load import RELAY_IN, RELAY_OUT, LoadConfig, LoadResult, write_bodies
+from bench.hub_profile import report_profile
+from envelopes.builder import build_package
+from envelopes.metadata import document_from_metadata
+from routing.topology import SUBMIT_EXCHANGE, SUBMIT_QUEUE, inbox_queue_name
+from signing.sign import sign_package
+
+ROOT = Path(__file__).resolve().parents[1]
+AMQP_URL = os.environ.get("AXIS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MANAGEMENT_URL = os.environ.get("AXIS_BENCH_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
+TARGET_BYTES = 5 * 1024
+FILLER = "Nội dung văn bản liên thông. "
+DISTINCT_BODIES = 400  # signed once each, then reused under fresh consignment ids
+
+
+@dataclass
+class Bench:
+    """The private vhost, hub home and registered systems of one bench run."""
+
+    tmp: Path
+    vhost: str
+    management: Management
+    settings: Settings
+    sender: str
+    recipient: str
+    sender_url: str
+    bodies: Path
+    users: list[str] = field(default_factory=list)
+
+    @property
+    def guest_url(self) -> str:
+        return with_vhost(AMQP_URL, self.vhost)
+
+
+def with_vhost(base: str, vhost: str, user: str | None = None, password: str = "") -> str:
+    parts = urlsplit(base)
+    netloc = parts.netloc
+    if user is not None:
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{netloc.rsplit('@', 1)[-1]}"
+    return urlunsplit((parts.scheme, netloc, "/" + quote(vhost, safe=""), "", ""))
+
+
+# -- setup and teardown ----------------------------------------------------------------
+
+
+@contextmanager
+def bench_environment(distinct: int) -> Iterator[Bench]:
+    """Create the vhost, hub home, PKI, two systems and the signed packages; remove all after."""
+    tag = uuid.uuid4().hex[:10].upper()
+    vhost = f"axis-bench-{tag.lower()}"
+    management = Management(MANAGEMENT_URL)
+    tmp = Path(tempfile.mkdtemp(prefix="axis-bench-"))
+    management.ensure_vhost(vhost)
+    users: list[str] = []
+    try:
+        management.set_permissions(vhost, urlsplit(AMQP_URL).username or "guest", ".*", ".*", ".*")
+        settings = _hub_home(tmp / "hub", with_vhost(AMQP_URL, vhost))
+        now = datetime.now(UTC)
+        init_pki(settings.pki_dir, now)
+        ids = {role: f"BENCH{role}.{tag}" for role in ("S", "R")}
+        passwords = {}
+        for organ_id in ids.values():
+            paths = issue_agency_files(settings.pki_dir, organ_id, f"Bench {organ_id}", now)
+            users.append(organ_id)
+            reg = register_system(settings, organ_id, f"Bench {organ_id}", paths.cert.read_bytes())
+            passwords[organ_id] = str(reg["amqp_password"])
+        sender, recipient = ids["S"], ids["R"]
+        pki = settings.pki_dir
+        key = load_credential(pki / f"{sender}.key", pki / f"{sender}.pem")
+        empty = len(sign_package(_unsigned(sender, recipient, 0, 0), key))
+        repeats = max(0, (TARGET_BYTES - empty) // len(FILLER.encode()))
+        bodies = [sign_package(_unsigned(sender, recipient, i, repeats), key)
+                  for i in range(distinct)]
+        write_bodies(tmp / "bodies.bin", bodies)
+        yield Bench(tmp, vhost, management, settings, sender, recipient,
+                    with_vhost(AMQP_URL, vhost, sender, passwords[sender]), tmp / "bodies.bin",
+                    users)
+    finally:
+        for user in users:
+            management.delete_user(user)
+        management.delete_vhost(vhost)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _hub_home(home: Path, amqp_url: str) -> Settings:
+    home.mkdir(parents=True)
+    (home / "axis.toml").write_text(
+        f"amqp_url = {json.dumps(amqp_url)}\n"
+        f"db_url = {json.dumps('sqlite:///' + str((home / 'axis.db').resolve()))}\n"
+        f"management_url = {json.dumps(MANAGEMENT_URL)}\n"
+        "metrics_port = 0\n", encoding="utf-8")
+    return load_settings(home, env={})
+
+
+def _unsigned(sender: str, recipient: str, number: int, repeats: int) -> bytes:
+    """An unsigned document whose content is ``repeats`` times :data:`FILLER`."""
+    meta = {
+        "from": {"organ_id": sender, "organ_name": "Văn phòng Chính phủ"},
+        "to": [{"organ_id": recipient, "organ_name": "UBND Tỉnh Nghệ An"}],
+        "code": f"{number + 1}/VPCP-TTĐT",
+        "promulgation_date": date.today(),
+        "place": "Hà Nội",
+        "type_name": "Công văn",
+        "subject": "V/v kết nối, liên thông phần mềm quản lý văn bản",
+        "content": FILLER * repeats,
+    }
+    return build_package(document_from_metadata(meta))
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def _spawn(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=sink,
+                                stderr=subprocess.STDOUT)
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _consumers(url: str, queue: str) -> int:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.consumer_count or 0)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return 0
+    finally:
+        await connection.close()
+
+
+def wait_consumers(url: str, queue: str, want: int, procs: Sequence[subprocess.Popen[bytes]],
+                   log: Path, timeout: float = 60.0) -> None:
+    """Block until ``queue`` has ``want`` consumers; fail if a process died first."""
+    deadline = time.monotonic() + timeout
+    while asyncio.run(_consumers(url, queue)) < want:
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise SystemExit(f"{queue}: {want} consumer(s) never appeared\n{tail}")
+        time.sleep(0.1)
+
+
+def broker_pids() -> list[int]:
+    """The local RabbitMQ VM (its CPU per message is reported beside the hub's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "beam.smp":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def run_load(bench: Bench, config: LoadConfig, log: Path) -> LoadResult:
+    """Run the load process on ``config``; its JSON answer as a :class:`LoadResult`."""
+    path = bench.tmp / f"{config.tag}.json"
+    path.write_text(json.dumps(asdict(config)))
+    done = subprocess.run([sys.executable, "-m", "bench.hub_load", "load", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise SystemExit(f"load {config.tag} failed: {done.stderr[-2000:]}\n{tail}")
+    return LoadResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The load every run gets (identical for the hub and the pass-through)."""
+
+    count: int
+    window: int
+    warmup: int
+    serial: int
+
+
+def passthrough_run(bench: Bench, shape: Shape, tag: str) -> LoadResult:
+    log = bench.tmp / f"{tag}.log"
+    relay = _spawn(["-m", "bench.hub_load", "relay", bench.guest_url], log)
+    try:
+        wait_consumers(bench.guest_url, RELAY_IN, 1, [relay], log)
+        return run_load(bench, LoadConfig(
+            publish_url=bench.guest_url, consume_url=bench.guest_url, exchange="",
+            routing_key=RELAY_IN, deliver_queue=RELAY_OUT, bodies=str(bench.bodies),
+            count=shape.count, window=shape.window, warmup=shape.warmup, serial=shape.serial,
+            tag=tag, hub_pids=(relay.pid,), broker_pids=tuple(broker_pids())), log)
+    finally:
+        _stop([relay])
+
+
+def hub_run(bench: Bench, shape: Shape, workers: int, tag: str,
+            profile_dir: Path | None = None) -> LoadResult:
+    """Start ``workers`` hub processes (or one profiled one), load them, stop them."""
+    log = bench.tmp / f"{tag}.log"
+    home = str(bench.settings.home)
+    if profile_dir is None:
+        procs = [_spawn(["-m", "cli", "serve", "--home", home, "--worker-index", str(i),
+                         "--log-level", "WARNING"], log) for i in range(workers)]
+    else:
+        procs = [_spawn(["-m", "bench.hub_worker", home, str(profile_dir)], log)]
+    try:
+        wait_consumers(bench.guest_url, SUBMIT_QUEUE, len(procs), procs, log)
+        return run_load(bench, LoadConfig(
+            publish_url=bench.sender_url, consume_url=bench.guest_url, exchange=SUBMIT_EXCHANGE,
+            routing_key="edoc", deliver_queue=inbox_queue_name(bench.recipient),
+            bodies=str(bench.bodies), count=shape.count, window=shape.window,
+            warmup=shape.warmup, serial=shape.serial, tag=tag, user_id=bench.sender,
+            receipt_queue=inbox_queue_name(bench.sender), hub_pids=tuple(p.pid for p in procs),
+            broker_pids=tuple(broker_pids())), log)
+    finally:
+        _stop(procs)
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _row(label: str, r: LoadResult, base: LoadResult | None) -> str:
+    ratio = f"{r.per_second / base.per_second:>7.0%}" if base else f"{'base':>7}"
+    return (f"{label:<26} {r.per_second:>7.0f} {ratio} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} "
+            f"{r.serial_p50_ms:>8.1f} {r.serial_p99_ms:>8.1f} {r.hub_cpu_ms:>8.2f} "
+            f"{r.broker_cpu_ms:>8.2f} {r.load_cpu_ms:>8.2f}")
+
+
+def print_table(rows: Sequence[tuple[str, LoadResult]], base: LoadResult) -> None:
+    print(f"{'':<26} {'msg/s':>7} {'vs pt':>7} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'ser p50':>8} {'ser p99':>8} {'proc CPU':>8} {'broker':>8} {'load':>8}")
+    print(f"{'':<26} {'':>7} {'':>7} {'(loaded)':>8} {'(loaded)':>8} "
+          f"{'ms':>8} {'ms':>8} {'ms/msg':>8} {'ms/msg':>8} {'ms/msg':>8}")
+    for label, result in rows:
+        print(_row(label, result, None if result is base else base))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Set up, run the pass-through and the hub runs, print the table (and the profile)."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=2000, help="messages in the timed run")
+    parser.add_argument("--window", type=int, default=128, help="messages outstanding at once")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed messages first")
+    parser.add_argument("--serial", type=int, default=100, help="one-at-a-time latency probes")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="hub process counts to measure (default: 1 2)")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also profile one hub process under the same load (cProfile)")
+    parser.add_argument("--quick", action="store_true", help="500 messages, no profile")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.warmup, args.serial, args.profile = min(args.count, 500), 50, 30, False
+    shape = Shape(args.count, args.window, args.warmup, args.serial)
+    print(f"hub end to end: {shape.count} signed ~5 KB edoc packages, 1 recipient, "
+          f"window {shape.window}, prefetch 64, quorum queues, SQLite store")
+    with bench_environment(min(DISTINCT_BODIES, shape.count)) as bench:
+        size = (bench.bodies.stat().st_size // min(DISTINCT_BODIES, shape.count)) - 4
+        print(f"package size ≈ {size} bytes; vhost {bench.vhost}\n")
+        base = passthrough_run(bench, shape, "pt")
+        rows = [("aio-pika pass-through", base)]
+        for workers in args.workers:
+            label = f"hub, {workers} worker{'s' if workers > 1 else ''}"
+            rows.append((label, hub_run(bench, shape, workers, f"hub{workers}")))
+        print_table(rows, base)
+        if args.profile:
+            profile_dir = bench.tmp / "profile"
+            profiled = hub_run(bench, shape, 1, "prof", profile_dir)
+            print(f"\nprofiled hub (1 process, cProfile in every thread): "
+                  f"{profiled.per_second:.0f} msg/s under the profiler")
+            report_profile(profile_dir, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
