@@ -27,7 +27,6 @@ from axis.errors import (
     AuthenticationFailed,
     AxisError,
     BrokerUnreachable,
-    PublishNotConfirmed,
     QueryRefused,
     ReceiptTimeout,
 )
@@ -36,7 +35,13 @@ from envelopes.builder import build_package, status_package
 from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
 from envelopes.status_codes import StatusCode
-from routing.messages import H_CONSIGNMENT, H_RECIPIENT_ORGANS, H_SENDER_SYSTEM, TYPE_RECEIPT
+from routing.messages import (
+    H_CONSIGNMENT,
+    H_RECIPIENT_ORGANS,
+    H_SENDER_SYSTEM,
+    TYPE_RECEIPT,
+    publish_confirmed,
+)
 from routing.topology import EDOC_KEY, QUERY_EXCHANGE, STATUS_KEY, SUBMIT_EXCHANGE, inbox_queue_name
 from signing.keys import SigningKey
 from signing.sign import sign_package
@@ -165,7 +170,7 @@ class AgencyClient:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type="application/xml",
         )
-        await self._publish(exchange, message, kind)
+        await publish_confirmed(exchange, message, kind)
         return message_id
 
     async def send_status(
@@ -182,18 +187,6 @@ class AgencyClient:
         sender = organ or self.config.organ or Organization(self.config.system_id)
         status = status_package(sender, document, code, description, self._clock(), staff)
         return await self.send(self.sign(status), kind=STATUS_KEY, message_id=message_id)
-
-    async def _publish(
-        self, exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message, routing_key: str
-    ) -> None:
-        try:
-            await exchange.publish(message, routing_key, mandatory=True)
-        except aio_pika.exceptions.DeliveryError as exc:
-            raise PublishNotConfirmed(f"the broker did not accept the message: {exc}") from None
-        except aiormq.exceptions.ChannelAccessRefused as exc:
-            raise AccessRefused(f"the broker refused the publish: {exc}") from None
-        except aio_pika.exceptions.ChannelInvalidStateError as exc:
-            raise PublishNotConfirmed(f"the channel closed before the confirm: {exc}") from None
 
     # -- queries -------------------------------------------------------------------
 

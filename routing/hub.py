@@ -23,7 +23,7 @@ from typing import TypeVar
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from axis.errors import DuplicateConflict, PublishNotConfirmed
+from axis.errors import DuplicateConflict
 from axis.metrics import HubMetrics
 from axis.receipts import Receipt, sha256_hex, sign_receipt
 from axis.store import DeliveryRecord, DuplicateSubmission, Store, SubmissionRecord, TraceEvent
@@ -38,7 +38,7 @@ from routing.decide import (
     decide,
     route_status,
 )
-from routing.messages import delivery_message, receipt_message
+from routing.messages import delivery_message, publish_confirmed, receipt_message
 from routing.queries import QueryHandler
 from routing.topology import Topology, declare_topology
 from signing.keys import SigningKey
@@ -393,12 +393,7 @@ class Hub:
     async def _confirmed_publish(
         self, exchange: aio_pika.abc.AbstractExchange, msg: aio_pika.Message, routing_key: str
     ) -> None:
-        try:
-            await exchange.publish(msg, routing_key, mandatory=True)
-        except aio_pika.exceptions.DeliveryError as exc:
-            raise PublishNotConfirmed(f"broker refused delivery to {routing_key!r}: {exc}") from exc
-        except aio_pika.exceptions.PublishError as exc:
-            raise PublishNotConfirmed(f"publish to {routing_key!r} failed: {exc}") from exc
+        await publish_confirmed(exchange, msg, routing_key)
 
     async def _in_cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)

@@ -7,6 +7,9 @@ that writes them and the client that reads them cannot drift apart.
 from __future__ import annotations
 
 import aio_pika
+import aiormq
+
+from axis.errors import AccessRefused, PublishNotConfirmed
 
 H_SENDER_SYSTEM = "axis-sender-system"
 H_SENDER_ORGAN = "axis-sender-organ"
@@ -80,3 +83,21 @@ def receipt_message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         headers=headers,  # type: ignore[arg-type]
     )
+
+
+async def publish_confirmed(
+    exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message, routing_key: str
+) -> None:
+    """Publish ``mandatory`` on a confirming channel; a nack or an unroutable return raises.
+
+    Broker refusals become coded errors: ``transport.not_confirmed`` (nacked, returned
+    as unroutable, channel closed before the confirm) or ``transport.access_refused``.
+    """
+    try:
+        await exchange.publish(message, routing_key, mandatory=True)
+    except aio_pika.exceptions.DeliveryError as exc:
+        raise PublishNotConfirmed(f"the broker did not route {routing_key!r}: {exc}") from None
+    except aiormq.exceptions.ChannelAccessRefused as exc:
+        raise AccessRefused(f"the broker refused the publish: {exc}") from None
+    except (aio_pika.exceptions.ChannelInvalidStateError, aio_pika.exceptions.PublishError) as exc:
+        raise PublishNotConfirmed(f"publish to {routing_key!r} not confirmed: {exc}") from None

@@ -20,7 +20,9 @@ MANAGEMENT_URL = os.environ.get("AXIS_TEST_MANAGEMENT_URL", "http://guest:guest@
 POSTGRES_URL = os.environ.get(
     "AXIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-SHARED_DIR = Path(os.environ.get("AXIS_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared"))
+SHARED_DIR = Path(
+    os.environ.get("AXIS_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared")
+)
 
 
 def _in_ci() -> bool:
@@ -30,7 +32,9 @@ def _in_ci() -> bool:
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from tests.test_signing_helpers import DS_NS, LATER, SMALL_PACKAGE, SigningPki, edxml, make_pki
 
 from axis.errors import SignatureInvalid
 from envelopes.xmlsafe import parse_tree
 from signing.pki import Credential
 from signing.sign import sign_document, sign_package
 from signing.verify import VerifyPolicy, verify
+from tests.test_signing_helpers import DS_NS, LATER, SMALL_PACKAGE, SigningPki, edxml, make_pki
 
 TEMPLATE = f"""<ds:Signature xmlns:ds="{DS_NS}">
   <ds:SignedInfo>

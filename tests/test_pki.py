@@ -9,10 +9,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
-from tests.test_signing_helpers import NOW, SigningPki, make_pki
 
 from axis.errors import InvalidOrganId
 from signing.pki import issue_agency, new_ca
+from tests.test_signing_helpers import NOW, SigningPki, make_pki
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE
 
 from axis.errors import InvalidKeyMaterial, InvalidOrganId, PkiExists
 from axis.pki_files import init_pki, issue_agency_files, load_credential, write_credential
@@ -15,6 +14,7 @@ from signing.keys import load_certificate, organ_id_of
 from signing.pki import new_ca
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
+from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE
 
 
 def _mode(path: Path) -> int:

@@ -26,7 +26,6 @@ from signxml.algorithms import (
     SignatureMethod,
 )
 from signxml.signer import XMLSigner
-from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE, SigningPki, ds, edxml, make_pki
 
 from axis.errors import (
     AlgorithmRefused,
@@ -48,6 +47,7 @@ from signing.keys import PrivateKey, load_signing_key
 from signing.pki import issue_agency, new_ca
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
+from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE, SigningPki, ds, edxml, make_pki
 
 SUBJECT = "Về việc kết nối liên thông"
 

@@ -8,7 +8,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from signxml.algorithms import SignatureMethod
-from tests.test_signing_helpers import SigningPki, make_pki
 
 from axis.errors import InvalidKeyMaterial
 from signing.keys import (
@@ -19,6 +18,7 @@ from signing.keys import (
     load_signing_key,
     organ_id_of,
 )
+from tests.test_signing_helpers import SigningPki, make_pki
 
 
 @pytest.fixture(scope="module")

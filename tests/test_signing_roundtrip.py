@@ -10,6 +10,17 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
+
+from axis.errors import (
+    ExpiredCertificate,
+    MultipleSignatures,
+    SchemaViolation,
+    SignatureMissing,
+)
+from envelopes.xmlsafe import parse_tree
+from signing.pki import Credential
+from signing.sign import sign_document, sign_package
+from signing.verify import Verified, Verifier, VerifyPolicy, verify
 from tests.test_signing_helpers import (
     DS_NS,
     EDXML_NS,
@@ -23,17 +34,6 @@ from tests.test_signing_helpers import (
     make_pki,
     vendor_packages,
 )
-
-from axis.errors import (
-    ExpiredCertificate,
-    MultipleSignatures,
-    SchemaViolation,
-    SignatureMissing,
-)
-from envelopes.xmlsafe import parse_tree
-from signing.pki import Credential
-from signing.sign import sign_document, sign_package
-from signing.verify import Verified, Verifier, VerifyPolicy, verify
 
 
 @pytest.fixture(scope="module")

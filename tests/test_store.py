@@ -70,7 +70,7 @@ def submission(
 ) -> SubmissionRecord:
     raw = f"<edXML>{user}/{message_id}</edXML>".encode()
     return SubmissionRecord(
-        user_id=user, message_id=message_id, kind=kind,  # type: ignore[arg-type]
+        user_id=user, message_id=message_id, kind=kind,
         sha256=hashlib.sha256(raw).hexdigest(), outcome=outcome,  # type: ignore[arg-type]
         raw=raw, receipt=b"<Receipt>" + message_id.encode() + b"</Receipt>", received_at=at,
         document_id=document_id, sender_organ=user,
