@@ -305,6 +305,12 @@ class Store:
             rows = conn.execute(query.order_by(DELIVS.c.submission_id, DELIVS.c.system_id))
             return [_delivery(row) for row in rows]
 
+    def submission_deliveries(self, submission_id: int) -> list[DeliveryRecord]:
+        """The copies one stored submission was routed to."""
+        query = sa.select(DELIVS).where(DELIVS.c.submission_id == submission_id)
+        with self.engine.connect() as conn:
+            return [_delivery(row) for row in conn.execute(query.order_by(DELIVS.c.system_id))]
+
     def get_receipt(self, user_id: str, message_id: str) -> bytes | None:
         query = sa.select(SUBS.c.receipt).where(
             SUBS.c.user_id == user_id, SUBS.c.message_id == message_id)

@@ -57,7 +57,8 @@ AMQP_URL = os.environ.get("AXIS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5
 MANAGEMENT_URL = os.environ.get("AXIS_BENCH_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
 TARGET_BYTES = 5 * 1024
 FILLER = "Nội dung văn bản liên thông. "
-DISTINCT_BODIES = 400  # signed once each, then reused under fresh consignment ids
+DISTINCT_BODIES = 400
+PT_LABEL = "aio-pika pass-through"  # signed once each, then reused under fresh consignment ids
 
 
 @dataclass
@@ -277,14 +278,19 @@ def _row(label: str, r: LoadResult, base: LoadResult | None) -> str:
     ratio = f"{r.per_second / base.per_second:>7.0%}" if base else f"{'base':>7}"
     return (f"{label:<26} {r.per_second:>7.0f} {ratio} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} "
             f"{r.serial_p50_ms:>8.1f} {r.serial_p99_ms:>8.1f} {r.hub_cpu_ms:>8.2f} "
-            f"{r.broker_cpu_ms:>8.2f} {r.load_cpu_ms:>8.2f}")
+            f"{r.broker_cpu_ms:>8.2f} {r.load_cpu_ms:>8.2f} {r.machine_busy:>6.0%}")
+
+
+def median_run(results: Sequence[LoadResult]) -> LoadResult:
+    """The run with the median throughput (the lower middle one for an even count)."""
+    return sorted(results, key=lambda r: r.per_second)[(len(results) - 1) // 2]
 
 
 def print_table(rows: Sequence[tuple[str, LoadResult]], base: LoadResult) -> None:
     print(f"{'':<26} {'msg/s':>7} {'vs pt':>7} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'ser p50':>8} {'ser p99':>8} {'proc CPU':>8} {'broker':>8} {'load':>8}")
+          f"{'ser p50':>8} {'ser p99':>8} {'proc CPU':>8} {'broker':>8} {'load':>8} {'box':>6}")
     print(f"{'':<26} {'':>7} {'':>7} {'(loaded)':>8} {'(loaded)':>8} "
-          f"{'ms':>8} {'ms':>8} {'ms/msg':>8} {'ms/msg':>8} {'ms/msg':>8}")
+          f"{'ms':>8} {'ms':>8} {'ms/msg':>8} {'ms/msg':>8} {'ms/msg':>8} {'busy':>6}")
     for label, result in rows:
         print(_row(label, result, None if result is base else base))
 
@@ -301,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="hub process counts to measure (default: 1 2)")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="also profile one hub process under the same load (cProfile)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the pass-through and hub runs, interleaved; report medians")
     parser.add_argument("--quick", action="store_true", help="500 messages, no profile")
     args = parser.parse_args(argv)
     if args.quick:
@@ -311,12 +319,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     with bench_environment(min(DISTINCT_BODIES, shape.count)) as bench:
         size = (bench.bodies.stat().st_size // min(DISTINCT_BODIES, shape.count)) - 4
         print(f"package size ≈ {size} bytes; vhost {bench.vhost}\n")
-        base = passthrough_run(bench, shape, "pt")
-        rows = [("aio-pika pass-through", base)]
-        for workers in args.workers:
-            label = f"hub, {workers} worker{'s' if workers > 1 else ''}"
-            rows.append((label, hub_run(bench, shape, workers, f"hub{workers}")))
-        print_table(rows, base)
+        runs: dict[str, list[LoadResult]] = {}
+        for round_no in range(1, args.rounds + 1):  # interleaved, so noise hits every kind
+            runs.setdefault(PT_LABEL, []).append(passthrough_run(bench, shape, f"pt{round_no}"))
+            for workers in args.workers:
+                label = f"hub, {workers} worker{'s' if workers > 1 else ''}"
+                runs.setdefault(label, []).append(
+                    hub_run(bench, shape, workers, f"hub{workers}r{round_no}"))
+        rows = [(label, median_run(results)) for label, results in runs.items()]
+        if args.rounds > 1:
+            print(f"median of {args.rounds} interleaved rounds (by msg/s)")
+        print_table(rows, rows[0][1])
         if args.profile:
             profile_dir = bench.tmp / "profile"
             profiled = hub_run(bench, shape, 1, "prof", profile_dir)

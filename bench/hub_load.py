@@ -72,6 +72,7 @@ class LoadResult:
     hub_cpu_ms: float
     broker_cpu_ms: float
     load_cpu_ms: float
+    machine_busy: float
     receipts: dict[str, int] = field(default_factory=dict)
 
 
@@ -209,11 +210,11 @@ async def run_load(config: LoadConfig) -> LoadResult:
             await receipts.consume(load.on_receipt)
         await load.phase(pub_channel, config.warmup, config.window)
         serial = await load.phase(pub_channel, config.serial, 1)
-        cpu_before = _cpu(config)
+        cpu_before, ticks_before = _cpu(config), machine_ticks()
         started = time.perf_counter()
         latencies = await load.phase(pub_channel, config.count, config.window)
         seconds = time.perf_counter() - started
-        cpu_after = _cpu(config)
+        cpu_after, ticks_after = _cpu(config), machine_ticks()
         if config.receipt_queue:
             await load.wait_receipts(config.warmup + config.serial + config.count)
     finally:
@@ -227,12 +228,20 @@ async def run_load(config: LoadConfig) -> LoadResult:
         serial_p50_ms=statistics.median(serial) * 1000 if serial else float("nan"),
         serial_p99_ms=percentile(serial, 0.99) * 1000,
         hub_cpu_ms=spent[0], broker_cpu_ms=spent[1], load_cpu_ms=spent[2],
+        machine_busy=(ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1]),
         receipts=dict(load.receipts))
 
 
 def _cpu(config: LoadConfig) -> tuple[float, float, float]:
     own = time.process_time()
     return cpu_seconds(config.hub_pids), cpu_seconds(config.broker_pids), own
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
 
 
 # -- the pass-through ------------------------------------------------------------------

@@ -26,7 +26,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from axis.errors import DuplicateConflict
 from axis.metrics import HubMetrics
 from axis.receipts import Receipt, sha256_hex, sign_receipt
-from axis.store import DeliveryRecord, DuplicateSubmission, Store, SubmissionRecord, TraceEvent
+from axis.store import DuplicateSubmission, Store, SubmissionRecord, TraceEvent
+from envelopes.model import StatusPackage
+from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
 from routing.decide import (
     Accepted,
@@ -40,6 +42,7 @@ from routing.decide import (
 )
 from routing.messages import delivery_message, publish_confirmed, receipt_message
 from routing.queries import QueryHandler
+from routing.records import records_for
 from routing.topology import Topology, declare_topology
 from signing.keys import SigningKey
 
@@ -195,7 +198,9 @@ class Hub:
         return verdict
 
     async def _settle(self, message: AbstractIncomingMessage, verdict: Accepted | Rejected) -> None:
-        record, deliveries, events = self._records(verdict)
+        record, deliveries, events = await self._in_cpu(
+            records_for, verdict, str(uuid.uuid4()), self._clock(), self.hub_key
+        )
         try:
             stored = await self._in_io(self.store.record_submission, record, deliveries, events)
         except DuplicateSubmission as dup:  # another worker stored it first
@@ -215,44 +220,6 @@ class Hub:
             )
         await self._publish_receipt(message, stored)
         await message.ack()
-
-    def _records(
-        self, verdict: Accepted | Rejected
-    ) -> tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]:
-        now = self._clock()
-        sub = verdict.submission
-        accepted = isinstance(verdict, Accepted)
-        receipt = Receipt(
-            receipt_id=str(uuid.uuid4()),
-            event="accepted" if accepted else "rejected",
-            kind=verdict.kind or sub.routing_key,
-            message_id=sub.message_id or "",
-            package_sha256=verdict.sha256,
-            hub_time=now,
-            sender_system=verdict.sender_system,
-            sender_organ=verdict.sender_organ,
-            document_id=verdict.document_id,
-            recipients=verdict.recipient_organs,
-            error_code="" if isinstance(verdict, Accepted) else verdict.code,
-            reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
-        )
-        receipt_bytes = sign_receipt(receipt, self.hub_key)
-        record = SubmissionRecord(
-            id=None,
-            user_id=sub.user_id or "",
-            message_id=_storage_message_id(sub, receipt.receipt_id),
-            kind=receipt.kind,
-            sha256=verdict.sha256,
-            document_id=verdict.document_id or None,
-            sender_organ=verdict.sender_organ or None,
-            outcome="accepted" if accepted else "rejected",
-            error_code=receipt.error_code or None,
-            reason=receipt.reason or None,
-            raw=sub.body,
-            receipt=receipt_bytes,
-            received_at=now,
-        )
-        return record, _delivery_records(verdict, now), _trace_events(verdict, receipt, now)
 
     async def _publish_deliveries(self, verdict: Accepted) -> None:
         assert self._topology is not None
@@ -349,12 +316,23 @@ class Hub:
             return
         self.metrics.duplicates.inc()
         if message.redelivered and existing.outcome == "accepted":
-            # The first attempt may have died between persisting and publishing.
-            verdict = await self._verdict(sub)
-            if isinstance(verdict, Accepted):
-                await self._publish_deliveries(verdict)
+            # The first attempt may have died between persisting and publishing: publish
+            # the stored routing again (recipients de-duplicate by delivery message id).
+            await self._republish(existing)
         await self._publish_receipt(message, existing)
         await message.ack()
+
+    async def _republish(self, record: SubmissionRecord) -> None:
+        assert self._topology is not None and record.id is not None
+        deliveries = await self._in_io(self.store.submission_deliveries, record.id)
+        status = _status_code_of(record) if record.kind == "status" else None
+        for delivery in deliveries:
+            msg = delivery_message(
+                body=record.raw, kind=record.kind, sender_system=record.user_id,
+                sender_organ=record.sender_organ or "", recipient_organs=delivery.organs,
+                document_id=record.document_id or "", consignment=record.message_id,
+                status_code=status)  # fmt: skip
+            await self._confirmed_publish(self._topology.deliver_exchange, msg, delivery.system_id)
 
     async def _reject_conflict(
         self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
@@ -414,82 +392,6 @@ _REFRESH_CODES = frozenset(
 )
 
 
-def _storage_message_id(sub: Submission, receipt_id: str) -> str:
-    # A submission the hub cannot bind to a sender is stored under a key of its own.
-    if sub.user_id and sub.message_id:
-        return sub.message_id
-    return f"{sub.message_id or '-'}#{receipt_id}"
-
-
-def _delivery_records(verdict: Accepted | Rejected, now: datetime) -> list[DeliveryRecord]:
-    if not isinstance(verdict, Accepted):
-        return []
-    return [
-        DeliveryRecord(
-            submission_id=None,
-            system_id=d.system_id,
-            organs=d.organs,
-            published_at=now,
-            delivered_at=None,
-        )
-        for d in verdict.deliveries
-    ]
-
-
-def _trace_events(
-    verdict: Accepted | Rejected, receipt: Receipt, now: datetime
-) -> list[TraceEvent]:
-    sub = verdict.submission
-    doc, mid = verdict.document_id or None, sub.message_id or ""
-    organ = verdict.sender_organ or None
-    events = [
-        TraceEvent(
-            event="submitted",
-            at=now,
-            message_id=mid,
-            document_id=doc,
-            system_id=sub.user_id or "",
-            organ_id=organ,
-            detail=verdict.kind or sub.routing_key,
-        )
-    ]
-    if isinstance(verdict, Rejected):
-        events.append(
-            TraceEvent(
-                event="rejected",
-                at=now,
-                message_id=mid,
-                document_id=doc,
-                system_id=sub.user_id or "",
-                organ_id=organ,
-                error_code=verdict.code,
-                detail=verdict.error.reason,
-            )
-        )
-        return events
-    code = verdict.status_code.value if verdict.status_code else None
-    events.append(
-        TraceEvent(
-            event="status" if code else "accepted",
-            at=now,
-            message_id=mid,
-            document_id=doc,
-            system_id=verdict.sender_system,
-            organ_id=organ,
-            status_code=code,
-            detail=receipt.receipt_id,
-        )
-    )
-    events.extend(
-        TraceEvent(
-            event="published",
-            at=now,
-            message_id=mid,
-            document_id=doc,
-            system_id=d.system_id,
-            organ_id=",".join(d.organs),
-            status_code=code,
-        )
-        for d in verdict.deliveries
-    )
-    return events
+def _status_code_of(record: SubmissionRecord) -> str | None:
+    package = parse_package(record.raw)
+    return package.status_code.value if isinstance(package, StatusPackage) else None

@@ -117,9 +117,7 @@ class CliWorld:
         """The vhost's URL with the admin credentials (what the hub uses)."""
         return with_vhost(self.amqp_base, self.vhost)
 
-    def axis(
-        self, *args: object, env: dict[str, str] | None = None, timeout: float = 120
-    ) -> Run:
+    def axis(self, *args: object, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
         """Run ``python -m cli ARGS`` from the repository root; never raises on failure."""
         argv = tuple(str(a) for a in args)
         done = subprocess.run(
@@ -159,9 +157,22 @@ class CliWorld:
         reg_file.write_text(run.stdout, encoding="utf-8")
         profile = self.root / f"{organ_id}.toml"
         url_args = ["--amqp-url", amqp_url] if amqp_url else []
-        self.ok("profile", "create", reg_file, "--key", key, "--cert", cert,
-                "--hub-cert", self.pki / "hub.pem", "--ca", self.pki / "ca.pem",
-                *url_args, "-o", profile)  # fmt: skip
+        self.ok(
+            "profile",
+            "create",
+            reg_file,
+            "--key",
+            key,
+            "--cert",
+            cert,
+            "--hub-cert",
+            self.pki / "hub.pem",
+            "--ca",
+            self.pki / "ca.pem",
+            *url_args,
+            "-o",
+            profile,
+        )
         files = AgencyFiles(organ_id, name, cert, key, registration, profile)
         self.agencies[organ_id] = files
         return files

@@ -56,17 +56,30 @@ def test_whole_flow_send_fetch_status_trace_verify(world: CliWorld) -> None:
     attachment = world.root / "công-văn-7816.bin"
     attachment.write_bytes(original)
     sent = world.ok(
-        "send", "--to", b.organ_id, "--subject", "V/v kết nối, liên thông", "--code",
-        "7816/VPCP-TTĐT", "--attach", attachment, "--out-dir", world.root / "sent",
-        "--profile", a.profile, "--json",
-    ).json()  # fmt: skip
+        "send",
+        "--to",
+        b.organ_id,
+        "--subject",
+        "V/v kết nối, liên thông",
+        "--code",
+        "7816/VPCP-TTĐT",
+        "--attach",
+        attachment,
+        "--out-dir",
+        world.root / "sent",
+        "--profile",
+        a.profile,
+        "--json",
+    ).json()
     assert sent["event"] == "accepted" and sent["recipients"] == [b.organ_id]
     package, receipt = Path(sent["package"]), Path(sent["receipt"])
     assert package.is_file() and receipt.is_file()
     consignment, document_id = sent["message_id"], sent["document_id"]
 
     inbox_b = world.root / "inbox-b"
-    got = fetch_until(world, b.profile, inbox_b, lambda items: any(i["kind"] == "edoc" for i in items))
+    got = fetch_until(
+        world, b.profile, inbox_b, lambda items: any(i["kind"] == "edoc" for i in items)
+    )
     [doc] = [i for i in got if i["kind"] == "edoc"]
     assert doc["verified"] is True and doc["document_id"] == document_id
     item = inbox_b / doc["id"]
@@ -75,9 +88,16 @@ def test_whole_flow_send_fetch_status_trace_verify(world: CliWorld) -> None:
     assert json.loads((item / "meta.json").read_text(encoding="utf-8"))["sender"] == a.organ_id
 
     answered = world.ok(
-        "status", item / "package.edxml", "--code", "03", "--description", "vào sổ",
-        "--profile", b.profile, "--json",
-    ).json()  # fmt: skip
+        "status",
+        item / "package.edxml",
+        "--code",
+        "03",
+        "--description",
+        "vào sổ",
+        "--profile",
+        b.profile,
+        "--json",
+    ).json()
     assert (answered["status_code"], answered["status_vi"]) == ("03", "Đã tiếp nhận")
 
     inbox_a = world.root / "inbox-a"
@@ -131,8 +151,10 @@ def _check_trace(world: CliWorld, a: AgencyFiles, document_id: str, consignment:
         lines = text.splitlines()
         assert lines[0].startswith(f"Document {document_id}")
         assert "01 Đã đến (arrived)" in text and "03 Đã tiếp nhận (accepted and registered)" in text
-        first = {w: next(i for i, line in enumerate(lines) if w in line)
-                 for w in ("submitted by", "accepted by the hub", "Đã đến", "Đã tiếp nhận")}  # fmt: skip
+        first = {
+            w: next(i for i, line in enumerate(lines) if w in line)
+            for w in ("submitted by", "accepted by the hub", "Đã đến", "Đã tiếp nhận")
+        }
         assert list(first.values()) == sorted(first.values()), text
 
 
@@ -141,8 +163,9 @@ def _check_receipt_verify(world: CliWorld, receipt: Path, package: Path) -> None
         text = world.ok("receipt", "verify", receipt, "--package", package, flag, anchor).stdout
         assert "receipt verified" in text and "accepted" in text
         assert "has exactly this SHA-256" in text
-        data = world.ok("receipt", "verify", receipt, "--package", package, flag, anchor,
-                        "--json").json()  # fmt: skip
+        data = world.ok(
+            "receipt", "verify", receipt, "--package", package, flag, anchor, "--json"
+        ).json()
         assert data["verified"] is True and data["package"]["matches"] is True
         assert data["receipt"]["event"] == "accepted" and "the hub accepted" in data["statement"]
 
@@ -169,8 +192,20 @@ def stage(
         world.init()
         a, b = world.agency(organ("A"), "Cơ quan A"), world.agency(organ("B"), "Cơ quan B")
         hub = world.start_hub()
-        sent = world.ok("send", "--to", b.organ_id, "--subject", "V/v thử", "--code", "1/T",
-                        "--out-dir", root / "sent", "--profile", a.profile, "--json").json()  # fmt: skip
+        sent = world.ok(
+            "send",
+            "--to",
+            b.organ_id,
+            "--subject",
+            "V/v thử",
+            "--code",
+            "1/T",
+            "--out-dir",
+            root / "sent",
+            "--profile",
+            a.profile,
+            "--json",
+        ).json()
         assert world.stop_hub(hub) == 0, world.hub_log()
         yield Stage(world, a, b, Path(sent["package"]), Path(sent["receipt"]))
 
@@ -190,8 +225,20 @@ def _edited_profile(stage: Stage, name: str, old: str, new: str) -> Path:
 
 
 def _case_args(stage: Stage, case: str) -> tuple[list[object], str]:
-    s, send = stage, ["send", "--to", stage.b.organ_id, "--subject", "x", "--code", "2/T",
-                      "--out-dir", stage.world.root / "sent"]  # fmt: skip
+    s, send = (
+        stage,
+        [
+            "send",
+            "--to",
+            stage.b.organ_id,
+            "--subject",
+            "x",
+            "--code",
+            "2/T",
+            "--out-dir",
+            stage.world.root / "sent",
+        ],
+    )
     if case == "unknown_profile":
         return [*send, "--profile", s.world.root / "nope.toml"], "config.profile_not_found"
     if case == "wrong_password":
@@ -201,38 +248,74 @@ def _case_args(stage: Stage, case: str) -> tuple[list[object], str]:
     if case == "unreachable":
         profile = _edited_profile(s, "closed.toml", "127.0.0.1:5672", f"127.0.0.1:{_closed_port()}")
         return [*send, "--profile", profile], "transport.unreachable"
+    if case == "wrong_vhost":  # the account has no permission on the broker's default vhost
+        profile = _edited_profile(s, "vhost.toml", f'/{s.world.vhost}"', '/"')
+        return [*send, "--profile", profile], "transport.access_refused"
     if case == "receipt_timeout":
         return [*send, "--timeout", "2", "--profile", s.a.profile], "transport.receipt_timeout"
     if case == "tampered_receipt":
         tampered = s.world.root / "tampered.xml"
         tampered.write_bytes(s.receipt.read_bytes().replace(b"accepted", b"rejected", 1))
-        return (["receipt", "verify", tampered, "--hub-cert", s.world.pki / "hub.pem"],
-                "signature.invalid")  # fmt: skip
+        return (
+            ["receipt", "verify", tampered, "--hub-cert", s.world.pki / "hub.pem"],
+            "signature.invalid",
+        )
     if case == "package_mismatch":
         other = s.world.root / "other.edxml"
         other.write_bytes(s.package.read_bytes() + b"\n")
-        return (["receipt", "verify", s.receipt, "--package", other, "--trust",
-                 s.world.pki / "ca.pem"], "receipt.package_mismatch")  # fmt: skip
+        return (
+            ["receipt", "verify", s.receipt, "--package", other, "--trust", s.world.pki / "ca.pem"],
+            "receipt.package_mismatch",
+        )
     if case == "status_refused":  # a recipient may not ask for a take-back (13)
-        return (["status", s.package, "--code", "13", "--profile", s.b.profile],
-                "status.code_refused")  # fmt: skip
+        return (
+            ["status", s.package, "--code", "13", "--profile", s.b.profile],
+            "status.code_refused",
+        )
     if case == "status_01_is_automatic":
         return ["status", s.package, "--code", "1", "--profile", s.b.profile], "status.code_refused"
     if case == "sender_status_refused":  # the sender may not say it registered its own document
-        return ["status", s.package, "--code", "03", "--profile", s.a.profile], "status.code_refused"
+        return [
+            "status",
+            s.package,
+            "--code",
+            "03",
+            "--profile",
+            s.a.profile,
+        ], "status.code_refused"
     if case == "register_twice":
-        return (["agency", "register", s.a.organ_id, "--name", "again", "--cert", s.a.cert],
-                "registry.agency_exists")  # fmt: skip
+        return (
+            ["agency", "register", s.a.organ_id, "--name", "again", "--cert", s.a.cert],
+            "registry.agency_exists",
+        )
+    if case == "bad_message_id":  # refused before anything is sent
+        return [
+            *send,
+            "--message-id",
+            "lô 1",
+            "--profile",
+            s.a.profile,
+        ], "submission.invalid_message_id"
     if case == "no_hub_home":
         return ["agency", "list", "--home", s.world.root / "nowhere"], "config.home_missing"
     raise AssertionError(case)
 
 
 CASES = [
-    "unknown_profile", "wrong_password", "unreachable", "receipt_timeout", "tampered_receipt",
-    "package_mismatch", "status_refused", "status_01_is_automatic", "sender_status_refused",
-    "register_twice", "no_hub_home",
-]  # fmt: skip
+    "unknown_profile",
+    "wrong_password",
+    "unreachable",
+    "wrong_vhost",
+    "receipt_timeout",
+    "tampered_receipt",
+    "package_mismatch",
+    "status_refused",
+    "status_01_is_automatic",
+    "sender_status_refused",
+    "register_twice",
+    "bad_message_id",
+    "no_hub_home",
+]
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
@@ -253,12 +336,36 @@ def test_a_rejection_by_the_hub_exits_non_zero_with_the_hubs_code(stage: Stage) 
     hub = world.start_hub()
     try:
         nobody = organ("NOBODY")
-        run = world.axis("send", "--to", nobody, "--subject", "x", "--code", "3/T",
-                         "--out-dir", world.root / "sent", "--profile", stage.a.profile, "--json")  # fmt: skip
+        run = world.axis(
+            "send",
+            "--to",
+            nobody,
+            "--subject",
+            "x",
+            "--code",
+            "3/T",
+            "--message-id",
+            "lo.1",
+            "--out-dir",
+            world.root / "sent",
+            "--profile",
+            stage.a.profile,
+            "--json",
+        )
         error = assert_error(run, "recipient.unknown", as_json=True)
-        assert Path(error["receipt"]).is_file()  # the signed refusal is proof too
-        verified = world.ok("receipt", "verify", error["receipt"], "--package", error["package"],
-                            "--hub-cert", world.pki / "hub.pem", "--json").json()  # fmt: skip
+        assert error["message_id"] == "lo.1"
+        assert Path(error["package"]).name == "lo.1.edxml"  # the dot is not taken for a suffix
+        assert Path(error["receipt"]).name == "lo.1.receipt.xml"  # the signed refusal: proof too
+        verified = world.ok(
+            "receipt",
+            "verify",
+            error["receipt"],
+            "--package",
+            error["package"],
+            "--hub-cert",
+            world.pki / "hub.pem",
+            "--json",
+        ).json()
         assert verified["receipt"]["error_code"] == "recipient.unknown"
     finally:
         assert world.stop_hub(hub) == 0, world.hub_log()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -112,9 +113,7 @@ def test_codes_are_unique_per_class() -> None:
 
 def test_every_error_class_of_the_module_is_in_the_tree() -> None:
     declared = {
-        obj
-        for obj in vars(errors).values()
-        if isinstance(obj, type) and issubclass(obj, AxisError)
+        obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AxisError)
     }
     assert declared == set(all_error_classes())
 
@@ -202,7 +201,7 @@ def test_str_names_code_reason_and_path() -> None:
     cls=st.sampled_from(all_error_classes()),
 )
 def test_to_dict_round_trips_any_scalar_detail(
-    reason: str, detail: dict[str, object], cls: type[AxisError]
+    reason: str, detail: dict[str, Any], cls: type[AxisError]
 ) -> None:
     data = cls(reason, **detail).to_dict()
     assert data["code"] == cls.code

@@ -12,6 +12,7 @@ import typer
 
 from axis.commands.clerk_io import (
     broker_errors,
+    check_message_id,
     merge_flags,
     quiet_amqp_logs,
     read_metadata,
@@ -83,6 +84,7 @@ def send(
     """
     quiet_amqp_logs()
     with reporting(as_json):
+        check_message_id(message_id)
         prof = load_profile(profile)
         meta = read_metadata(metadata, read_file(metadata, "metadata file") if metadata else None)
         merge_flags(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,9 +17,26 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import aiormq
 
-from axis.errors import AccessRefused, AxisError, HubNotReady, InvalidMetadata, TransportError
+from axis.errors import (
+    AccessRefused,
+    AxisError,
+    HubNotReady,
+    InvalidMessageId,
+    InvalidMetadata,
+    TransportError,
+)
 
 DEFAULT_CLIENT_AMQP_URL = "amqp://127.0.0.1:5672/"
+# The hub's rule (routing.decide), checked before anything is sent.
+_MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def check_message_id(message_id: str | None) -> None:
+    """Refuse a consignment id the hub would reject: 1-128 printable ASCII, no spaces."""
+    if message_id is not None and not _MESSAGE_ID.fullmatch(message_id):
+        raise InvalidMessageId(
+            f"--message-id {message_id!r} must be 1-128 printable ASCII characters, no spaces"
+        )
 
 
 def quiet_amqp_logs() -> None:
@@ -41,6 +59,14 @@ async def broker_errors(what: str) -> AsyncIterator[None]:
         ) from None
     except aiormq.exceptions.ChannelAccessRefused as exc:
         raise AccessRefused(f"cannot {what}: {_first_line(exc)}") from None
+    except aiormq.exceptions.InvalidFrameError as exc:
+        if "Connection.Close" not in str(exc):
+            raise TransportError(f"cannot {what}: {_first_line(exc)}") from None
+        # RabbitMQ closes the opening connection when the account may not use the vhost.
+        raise AccessRefused(
+            f"cannot {what}: the broker closed the connection while opening it; the system's "
+            "account has no access to the virtual host the profile's amqp_url names"
+        ) from None
     except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException, OSError) as exc:
         raise TransportError(
             f"cannot {what}: the broker connection failed: {_first_line(exc)}"

@@ -71,6 +71,15 @@ def reporting(as_json: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a defect: still a coded, one-line answer, not a traceback
+        defect = AxisError(f"internal error: {type(exc).__name__}: {exc}")
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "error": defect.to_dict()}, ensure_ascii=False))
+        else:
+            typer.echo(f"error: {defect.code}: {defect.reason}", err=True)
+        raise typer.Exit(EXIT_INTERNAL) from exc
 
 
 def read_file(path: Path, what: str) -> bytes:

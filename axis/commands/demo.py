@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from axis.commands.common import reporting
+from axis.errors import AgencyExists
 
 SENDER = ("000.00.00.G22", "Văn phòng Chính phủ")
 RECIPIENT = ("000.00.00.H41", "UBND tỉnh Nghệ An")
@@ -68,6 +69,11 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
 
     vhost = f"axis-demo-{uuid.uuid4().hex[:8]}"
     management = Management(management_url)
+    for organ_id, _ in (SENDER, RECIPIENT):
+        # Broker users span every vhost: never touch a real system's account.
+        if management.user_exists(organ_id):
+            raise AgencyExists(f"the broker already has a user {organ_id!r} (a real system?); "
+                               "the demo refuses to reset it — run it on a broker without one")
     admin_user = urlsplit(amqp_url).username or "guest"
     management.ensure_vhost(vhost)
     management.set_permissions(vhost, admin_user, ".*", ".*", ".*")

@@ -1,0 +1,131 @@
+"""What the hub stores of a verdict: submission, signed receipt, deliveries, trace (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from axis.receipts import Receipt, sign_receipt
+from axis.store import DeliveryRecord, SubmissionRecord, TraceEvent
+from routing.decide import Accepted, Rejected, Submission
+from signing.keys import SigningKey
+
+
+def records_for(
+    verdict: Accepted | Rejected, receipt_id: str, now: datetime, hub_key: SigningKey
+) -> tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]:
+    """What the store keeps of one verdict: the submission with its signed receipt,
+    its deliveries and its trace events (pure; the id, time and key come in)."""
+    sub = verdict.submission
+    accepted = isinstance(verdict, Accepted)
+    receipt = Receipt(
+        receipt_id=receipt_id,
+        event="accepted" if accepted else "rejected",
+        kind=verdict.kind or sub.routing_key,
+        message_id=sub.message_id or "",
+        package_sha256=verdict.sha256,
+        hub_time=now,
+        sender_system=verdict.sender_system,
+        sender_organ=verdict.sender_organ,
+        document_id=verdict.document_id,
+        recipients=verdict.recipient_organs,
+        error_code="" if isinstance(verdict, Accepted) else verdict.code,
+        reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
+    )
+    receipt_bytes = sign_receipt(receipt, hub_key)
+    record = SubmissionRecord(
+        id=None,
+        user_id=sub.user_id or "",
+        message_id=_storage_message_id(sub, receipt.receipt_id),
+        kind=receipt.kind,
+        sha256=verdict.sha256,
+        document_id=verdict.document_id or None,
+        sender_organ=verdict.sender_organ or None,
+        outcome="accepted" if accepted else "rejected",
+        error_code=receipt.error_code or None,
+        reason=receipt.reason or None,
+        raw=sub.body,
+        receipt=receipt_bytes,
+        received_at=now,
+    )
+    return record, _delivery_records(verdict, now), _trace_events(verdict, receipt, now)
+
+
+def _storage_message_id(sub: Submission, receipt_id: str) -> str:
+    # A submission the hub cannot bind to a sender is stored under a key of its own.
+    if sub.user_id and sub.message_id:
+        return sub.message_id
+    return f"{sub.message_id or '-'}#{receipt_id}"
+
+
+def _delivery_records(verdict: Accepted | Rejected, now: datetime) -> list[DeliveryRecord]:
+    if not isinstance(verdict, Accepted):
+        return []
+    return [
+        DeliveryRecord(
+            submission_id=None,
+            system_id=d.system_id,
+            organs=d.organs,
+            published_at=now,
+            delivered_at=None,
+        )
+        for d in verdict.deliveries
+    ]
+
+
+def _trace_events(
+    verdict: Accepted | Rejected, receipt: Receipt, now: datetime
+) -> list[TraceEvent]:
+    sub = verdict.submission
+    doc, mid = verdict.document_id or None, sub.message_id or ""
+    organ = verdict.sender_organ or None
+    events = [
+        TraceEvent(
+            event="submitted",
+            at=now,
+            message_id=mid,
+            document_id=doc,
+            system_id=sub.user_id or "",
+            organ_id=organ,
+            detail=verdict.kind or sub.routing_key,
+        )
+    ]
+    if isinstance(verdict, Rejected):
+        events.append(
+            TraceEvent(
+                event="rejected",
+                at=now,
+                message_id=mid,
+                document_id=doc,
+                system_id=sub.user_id or "",
+                organ_id=organ,
+                error_code=verdict.code,
+                detail=verdict.error.reason,
+            )
+        )
+        return events
+    code = verdict.status_code.value if verdict.status_code else None
+    events.append(
+        TraceEvent(
+            event="status" if code else "accepted",
+            at=now,
+            message_id=mid,
+            document_id=doc,
+            system_id=verdict.sender_system,
+            organ_id=organ,
+            status_code=code,
+            detail=receipt.receipt_id,
+        )
+    )
+    events.extend(
+        TraceEvent(
+            event="published",
+            at=now,
+            message_id=mid,
+            document_id=doc,
+            system_id=d.system_id,
+            organ_id=",".join(d.organs),
+            status_code=code,
+        )
+        for d in verdict.deliveries
+    )
+    return events
