@@ -219,7 +219,7 @@ class Store:
         values = _submission_values(record)
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(sa.insert(SUBS).values(**values))
+                result = conn.execute(_INSERT_SUBMISSION, values)
                 new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
                 if deliveries:
                     rows = [_delivery_values(d, new_id) for d in deliveries]
@@ -440,6 +440,9 @@ def _cert_info(row: Row[Any]) -> CertInfo:
 
 _SUB_FIELDS = ("user_id", "message_id", "kind", "sha256", "outcome", "document_id",
                "sender_organ", "error_code", "reason")  # fmt: skip
+
+
+_INSERT_SUBMISSION = sa.insert(SUBS)
 
 
 def _submission_values(record: SubmissionRecord) -> dict[str, Any]:

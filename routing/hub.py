@@ -168,7 +168,9 @@ class Hub:
         sub = Submission(
             bytes(message.body), message.routing_key or "", message.message_id, message.user_id
         )
-        if sub.user_id and sub.message_id:
+        # A first delivery needs no look-up: the store's unique (user_id, message_id)
+        # constraint catches a re-submission when it is recorded.
+        if message.redelivered and sub.user_id and sub.message_id:
             existing = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
             if existing is not None:
                 await self._answer_duplicate(message, sub, existing)
