@@ -4,13 +4,15 @@ Each item is written to a temporary folder and renamed into place, so a crash
 never leaves half an item, and only then is the message acked::
 
     inbox/<item id>/package.edxml     the bytes exactly as delivered
-    inbox/<item id>/attachments/…     attachments, unpacked, byte-identical
+    inbox/<item id>/attachments/…     attachments, unpacked, byte-identical (a repeated
+                                      name gets ``~2``; meta.json maps each to its file)
     inbox/<item id>/meta.json         kind, parties, subject, verification result
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,24 +48,80 @@ class InboxStore:
         return sorted(found, key=lambda e: e.get("stored_at", ""), reverse=True)
 
     def save(self, item: InboxItem) -> dict[str, Any]:
-        """Store one item durably; returns its metadata."""
-        item_id = _safe(item.message_id or f"{item.kind}-{datetime.now(UTC).timestamp()}")
+        """Store one item durably (written, synced, then renamed into place); returns its metadata.
+
+        A folder left by the same message (a crash before its ack) is replaced; one of
+        another message whose id maps to the same folder name is kept, and this item
+        gets a numbered folder of its own.
+        """
+        item_id = self._free_id(
+            _safe(item.message_id or f"{item.kind}-{datetime.now(UTC).timestamp()}"),
+            item.message_id,
+        )
         final = self.folder / item_id
         tmp = self.folder / f".{item_id}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         name = "receipt.xml" if item.kind == "receipt" else "package.edxml"
-        (tmp / name).write_bytes(item.body)
+        _write(tmp / name, item.body)
         meta = _meta(item, item_id)
         if isinstance(item.package, DocumentPackage):
             attachments = tmp / "attachments"
             attachments.mkdir()
-            for att in item.package.attachments:
-                (attachments / _safe(att.attachment_name)).write_bytes(att.data)
-        (tmp / META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+            taken: set[str] = set()
+            for att, entry in zip(item.package.attachments, meta["attachments"], strict=True):
+                entry["file"] = _unique(_safe(att.attachment_name), taken)
+                _write(attachments / entry["file"], att.data)
+            _sync_dir(attachments)
+        _write(tmp / META, json.dumps(meta, ensure_ascii=False, indent=2).encode("utf-8"))
+        _sync_dir(tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
+        _sync_dir(self.folder)
         return meta
+
+    def _free_id(self, item_id: str, message_id: str) -> str:
+        candidate, n = item_id, 1
+        while (self.folder / candidate).exists() and _stored_id(self.folder / candidate) not in (
+            None,
+            message_id,
+        ):
+            n += 1
+            candidate = f"{item_id}~{n}"
+        return candidate
+
+
+def _stored_id(folder: Path) -> str | None:
+    try:
+        return str(json.loads((folder / META).read_text(encoding="utf-8"))["message_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem~2.ext``… when an earlier attachment of the item took it."""
+    candidate, n = name, 1
+    stem, dot, ext = name.rpartition(".") if "." in name.strip(".") else (name, "", "")
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}~{n}{dot}{ext}"
+    taken.add(candidate)
+    return candidate
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _meta(item: InboxItem, item_id: str) -> dict[str, Any]:

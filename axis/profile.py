@@ -49,6 +49,7 @@ class Profile:
         """``amqp_url`` with the system's credentials in it."""
         parts = urlsplit(self.amqp_url)
         host = parts.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
         netloc = f"{quote(self.system_id, safe='')}:{quote(self.password, safe='')}@{host}"
         if parts.port:
             netloc += f":{parts.port}"
@@ -90,6 +91,7 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None)
     missing = [key for key in REQUIRED if not isinstance(data.get(key), str) or not data[key]]
     if missing:
         raise InvalidSettings(f"profile {str(path)!r} lacks {', '.join(missing)}")
+    _check_amqp_url(path, data["amqp_url"])
     base = path.resolve().parent
     return Profile(
         path=path,
@@ -113,6 +115,18 @@ def profile_toml(values: Mapping[str, Any]) -> str:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         lines.append(f'{key} = "{escaped}"')
     return "\n".join(lines) + "\n"
+
+
+def _check_amqp_url(path: Path, url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidSettings(f"profile {str(path)!r}: invalid amqp_url: {exc}") from None
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise InvalidSettings(
+            f"profile {str(path)!r}: amqp_url {url!r} must be amqp://HOST[:PORT]/VHOST"
+        )
 
 
 def _read(path: Path, what: str) -> bytes:

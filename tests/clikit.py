@@ -147,11 +147,16 @@ class CliWorld:
         )
         return data
 
-    def agency(self, organ_id: str, name: str, *, amqp_url: str | None = None) -> AgencyFiles:
+    def agency(
+        self, organ_id: str, name: str, *, amqp_url: str | None = None, serves: tuple[str, ...] = ()
+    ) -> AgencyFiles:
         """pki issue + agency register --json + profile create, as an operator and a clerk would."""
         self.ok("pki", "issue", self.pki, "--organ-id", organ_id, "--name", name)
         cert, key = self.pki / f"{organ_id}.pem", self.pki / f"{organ_id}.key"
-        run = self.ok("agency", "register", organ_id, "--name", name, "--cert", cert, "--json")
+        more = [arg for organ in serves for arg in ("--serves", organ)]
+        run = self.ok(
+            "agency", "register", organ_id, "--name", name, "--cert", cert, *more, "--json"
+        )
         registration = run.json()
         reg_file = self.root / f"{organ_id}.registration.json"
         reg_file.write_text(run.stdout, encoding="utf-8")

@@ -60,7 +60,14 @@ def _fingerprints(world: CliWorld, organ_id: str) -> dict[str, bool]:
 
 
 def test_agency_lifecycle_and_its_effect_on_the_hub(world: CliWorld) -> None:
-    a, b = world.agency(organ("A"), "Cơ quan A"), world.agency(organ("B"), "Cơ quan B")
+    department = organ("DEPT")
+    a, b = (
+        world.agency(organ("A"), "Cơ quan A"),
+        world.agency(organ("B"), "Cơ quan B", serves=(department,)),
+    )
+    assert world.ok("agency", "show", b.organ_id, "--json").json()["serves"] == sorted(
+        [b.organ_id, department]
+    )
     listed = world.ok("agency", "list", "--json").json()["systems"]
     assert {(s["system_id"], s["active"]) for s in listed} == {
         (a.organ_id, True),

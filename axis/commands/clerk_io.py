@@ -85,6 +85,7 @@ def client_amqp_url(env: dict[str, str] | None = None) -> str:
         return DEFAULT_CLIENT_AMQP_URL
     parts = urlsplit(raw)
     host = parts.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 import typer
 from cryptography import x509
+from typer.exceptions import TyperException
 
 from axis.errors import AxisError, ConfigError, InvalidMetadata, TransportError
 from signing.keys import load_certificate, load_certificates
@@ -71,7 +72,7 @@ def reporting(as_json: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
-    except (typer.Exit, typer.Abort):
+    except (typer.Exit, typer.Abort, TyperException):  # usage errors keep typer's exit 2
         raise
     except Exception as exc:  # a defect: still a coded, one-line answer, not a traceback
         defect = AxisError(f"internal error: {type(exc).__name__}: {exc}")
