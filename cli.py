@@ -32,4 +32,4 @@ app.add_typer(receipt.app, name="receipt")
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="axis")

@@ -27,6 +27,7 @@ from axis.errors import (
     AuthenticationFailed,
     AxisError,
     BrokerUnreachable,
+    HubNotReady,
     QueryRefused,
     ReceiptTimeout,
 )
@@ -125,6 +126,11 @@ class AgencyClient:
                 ),
                 timeout,
             )
+        except aiormq.exceptions.InvalidFrameError:
+            # The broker closes the handshake when the account may not use the vhost.
+            raise AccessRefused(
+                f"system {self.config.system_id} may not use the broker's virtual host"
+            ) from None
         except aiormq.exceptions.ProbableAuthenticationError as exc:
             raise AuthenticationFailed(
                 f"the broker refused the credentials of {self.config.system_id}: {exc}"
@@ -170,7 +176,10 @@ class AgencyClient:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             content_type="application/xml",
         )
-        await publish_confirmed(exchange, message, kind)
+        try:
+            await publish_confirmed(exchange, message, kind)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise HubNotReady("the broker has no axis.submit exchange: no hub was set up") from None
         return message_id
 
     async def send_status(
@@ -217,8 +226,13 @@ class AgencyClient:
                 answer: dict[str, Any] = json.loads(await asyncio.wait_for(replies.get(), timeout))
             except TimeoutError:
                 raise ReceiptTimeout(f"the hub did not answer within {timeout:g} s") from None
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise HubNotReady("the broker has no axis.query exchange: no hub was set up") from None
+        except aiormq.exceptions.ChannelAccessRefused as exc:
+            raise AccessRefused(f"the broker refused the query: {exc}") from None
         finally:
-            await channel.close()
+            if not channel.is_closed:
+                await channel.close()
         if not answer.get("ok"):
             error = answer.get("error") or {}
             raise QueryRefused(str(error.get("reason", "refused")), remote_code=error.get("code"))
@@ -239,9 +253,11 @@ class AgencyClient:
             try:
                 answer = await self.query(
                     {"op": "receipt", "message_id": message_id},
-                    timeout=max(0.1, min(remaining, 5.0)),
+                    timeout=max(0.1, min(remaining, 2.0)),
                 )
                 return self.verify_receipt(answer["receipt"].encode())
+            except ReceiptTimeout:
+                continue  # that query went unanswered (hub busy or down): ask again
             except QueryRefused:
                 await asyncio.sleep(min(delay, max(0.0, remaining)))
                 delay = min(delay * 2, 1.0)
@@ -262,6 +278,8 @@ class AgencyClient:
                 message = await queue.get(no_ack=False, fail=False)
             except aiormq.exceptions.ChannelAccessRefused as exc:
                 raise AccessRefused(f"cannot read the inbox: {exc}") from None
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                raise HubNotReady("this system has no inbox on the broker") from None
             if message is None:
                 return
             taken += 1

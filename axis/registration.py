@@ -43,6 +43,11 @@ def register_system(
             raise AgencyExists(f"system {organ_id} is already registered")
         password = generate_password()
         management = Management(settings.management_url)
+        if management.user_exists(organ_id):
+            # Broker users span every vhost: never reset an account another hub relies on.
+            raise AgencyExists(
+                f"the broker already has a user {organ_id!r}; delete it first if it is stale"
+            )
         management.declare_topology(settings.vhost, settings.queue_type)
         management.create_system_account(settings.vhost, organ_id, password)
         management.declare_inbox(settings.vhost, organ_id, settings.queue_type)

@@ -15,6 +15,7 @@ from tests.clikit import (
     AgencyFiles,
     CliWorld,
     assert_error,
+    base_env,
     cli_world,
     organ,
     submit_consumers,
@@ -219,7 +220,7 @@ def test_every_command_has_help() -> None:
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
+            env={**base_env(), "COLUMNS": "200", "NO_COLOR": "1"},
         )
         for cmd in COMMANDS
     ]
