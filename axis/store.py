@@ -36,14 +36,8 @@ from axis.registry import (
     build_snapshot,
     normalize_fingerprint,
 )
-from axis.store_model import (
-    CERTS,
-    DELIVS,
-    EVENTS,
-    ORGANS,
-    SUBS,
-    SYSTEMS,
-    TABLES,
+from axis.store_model import CERTS, DELIVS, EVENTS, ORGANS, SUBS, SYSTEMS, TABLES
+from axis.store_values import (
     CertificateRecord,
     DeliveryRecord,
     DuplicateSubmission,
@@ -265,6 +259,14 @@ class Store:
             rows = conn.execute(query.order_by(EVENTS.c.at, EVENTS.c.id)).all()
         return [_event(row) for row in rows]
 
+    def trace_document(self, document_id_or_message_id: str) -> list[TraceEvent]:
+        """The whole timeline of a document, named by its id or by one consignment id."""
+        events = self.trace(document_id_or_message_id)
+        document_id = next((e.document_id for e in events if e.document_id), None)
+        if document_id and document_id != document_id_or_message_id:
+            return self.trace(document_id)
+        return events
+
     def parties(self, document_id: str) -> set[str]:
         """Sender and recipient systems of the accepted edoc submissions of a document."""
         senders = sa.select(SUBS.c.user_id).where(*_accepted_edoc(document_id))
@@ -281,7 +283,7 @@ class Store:
             return None
         recipients = {d.system_id: d.organs for d in self.deliveries(document_id)}
         return DocumentParties(document_id, original.user_id, original.sender_organ or "",
-                               recipients)  # fmt: skip
+                               recipients, original.message_id, original.sha256)  # fmt: skip
 
     def delivered_receipts(self, document_id: str) -> list[bytes]:
         """The signed "delivered" receipts of a document, in delivery order."""

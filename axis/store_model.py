@@ -1,19 +1,14 @@
-"""The hub database's tables and the plain values that cross the store's API."""
+"""The hub database's tables (SQLModel); the values crossing the API are in store_values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Column, DateTime, ForeignKey, Index, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
-# What the submission claimed to be (its routing key); anything else was rejected.
-SubmissionKind = str
-Outcome = Literal["accepted", "rejected"]
-EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered", "status"]
 _ID = 35  # longest organ identifier
 
 # -- schema ------------------------------------------------------------------------------
@@ -117,84 +112,3 @@ def _table(model: type[SQLModel]) -> sa.Table:
 SYSTEMS, ORGANS, CERTS = _table(SystemTable), _table(OrganTable), _table(CertificateTable)
 SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(TraceEventTable)
 TABLES = (SYSTEMS, ORGANS, CERTS, SUBS, DELIVS, EVENTS)
-
-# -- values crossing the API -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SystemRecord:
-    system_id: str
-    name: str
-    active: bool
-    created_at: datetime
-    organs: tuple[str, ...]
-    """Organs explicitly assigned to the system (its own first), not their descendants."""
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateRecord:
-    fingerprint: str
-    system_id: str
-    pem: bytes
-    subject: str
-    not_before: datetime
-    not_after: datetime
-    revoked_at: datetime | None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubmissionRecord:
-    """One consignment as received, accepted or rejected, with its receipt."""
-
-    user_id: str
-    message_id: str
-    kind: SubmissionKind
-    sha256: str
-    outcome: Outcome
-    raw: bytes
-    receipt: bytes
-    received_at: datetime
-    document_id: str | None = None
-    sender_organ: str | None = None
-    error_code: str | None = None
-    reason: str | None = None
-    id: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeliveryRecord:
-    """A copy published to one recipient system's inbox; delivered = its status 01 came."""
-
-    system_id: str
-    organs: tuple[str, ...]
-    published_at: datetime
-    delivered_at: datetime | None = None
-    submission_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TraceEvent:
-    """One step of a document's life: ``system_id`` is the system acting or receiving."""
-
-    event: EventKind
-    at: datetime
-    message_id: str
-    system_id: str
-    document_id: str | None = None
-    organ_id: str | None = None
-    status_code: str | None = None
-    error_code: str | None = None
-    detail: str | None = None
-    id: int | None = None
-
-
-class DuplicateSubmission(Exception):  # internal signal, deliberately not an AxisError
-    """The (user_id, message_id) pair was recorded before: replay ``existing.receipt``."""
-
-    def __init__(self, existing: SubmissionRecord) -> None:
-        super().__init__(f"duplicate consignment {existing.user_id}/{existing.message_id}")
-        self.existing = existing

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from axis.receipts import Receipt, sign_receipt
-from axis.store import DeliveryRecord, SubmissionRecord, TraceEvent
+from axis.store_values import DeliveryRecord, SubmissionRecord, TraceEvent
 from routing.decide import Accepted, Rejected, Submission
 from signing.keys import SigningKey
 
