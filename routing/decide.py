@@ -114,6 +114,7 @@ class Accepted:
     document_id: str
     deliveries: tuple[Delivery, ...]
     status_code: StatusCode | None = None
+    parties: DocumentParties | None = None  # for a status: the document it is about
 
     @property
     def recipient_organs(self) -> tuple[str, ...]:
@@ -156,6 +157,8 @@ class DocumentParties:
     sender_system: str
     sender_organ: str
     recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    message_id: str = ""
+    sha256: str = ""
 
 
 Verdict = Accepted | Rejected
@@ -317,4 +320,5 @@ def _route_status(pending: NeedsParties, parties: DocumentParties | None) -> Acc
         package.document_id,
         deliveries,
         status_code=code,
+        parties=parties,
     )

@@ -85,7 +85,6 @@ class Hub:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._topology: Topology | None = None
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
-        self._stopped = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -123,7 +122,6 @@ class Hub:
             await self._connection.close()
         self._cpu.shutdown(wait=True)
         self._io.shutdown(wait=True)
-        self._stopped.set()
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then stop gracefully."""
@@ -243,17 +241,16 @@ class Hub:
         """A recipient's status 01: a signed ``delivered`` receipt for the document's sender."""
         if verdict.status_code is not StatusCode.ARRIVED:
             return
-        parties = await self._in_io(self.store.document_parties, verdict.document_id)
+        parties = verdict.parties
         if parties is None or verdict.sender_system not in parties.recipients:
             return
         now = self._clock()
-        original = await self._in_io(self.store.find_document, verdict.document_id)
         receipt = Receipt(
             receipt_id=str(uuid.uuid4()),
             event="delivered",
             kind="edoc",
-            message_id=original.message_id if original else "",
-            package_sha256=original.sha256 if original else "",
+            message_id=parties.message_id,
+            package_sha256=parties.sha256,
             hub_time=now,
             sender_system=parties.sender_system,
             sender_organ=parties.sender_organ,
