@@ -70,7 +70,7 @@ def answer_query(store: Store, asker: str | None, body: bytes) -> dict[str, Any]
 
 
 def _trace(store: Store, asker: str, ident: str) -> dict[str, Any]:
-    events = _visible(store, asker, store.trace(ident))
+    events = _visible(store, asker, store.trace_document(ident))
     if not events:
         # The same answer for "unknown" and "not yours": no probing of others' documents.
         raise QueryRefused(f"no document {ident!r} that system {asker} is a party to")

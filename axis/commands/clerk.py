@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -366,10 +365,7 @@ def _trace_from_home(home: Path | None, ident: str) -> dict[str, Any]:
 
     store = Store(load_settings(home).db_url)
     try:
-        events = store.trace(ident)
-        document_id = next((e.document_id for e in events if e.document_id), None)
-        if document_id and document_id != ident:  # a consignment id: show its whole document
-            events = store.trace(document_id)
+        events = store.trace_document(ident)
     finally:
         store.dispose()
     if not events:
@@ -383,10 +379,6 @@ async def _trace_from_hub(profile: Path | None, ident: str) -> dict[str, Any]:
     prof = load_profile(profile)
     async with broker_errors("ask the hub"), AgencyClient(prof.client_config()) as client:
         answer = await client.trace(ident)
-        document_id = answer.get("document_id")
-        if document_id and document_id != ident:  # a consignment id: show its whole document
-            with contextlib.suppress(QueryRefused):  # not a party: its own consignment only
-                answer = await client.trace(str(document_id))
     answer.pop("ok", None)
     return answer
 
