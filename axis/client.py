@@ -37,7 +37,6 @@ from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
 from envelopes.status_codes import StatusCode
 from routing.messages import (
-    H_CONSIGNMENT,
     H_RECIPIENT_ORGANS,
     H_SENDER_SYSTEM,
     TYPE_RECEIPT,
@@ -334,4 +333,4 @@ class AgencyClient:
         self._seen |= message_ids
 
 
-__all__ = ["H_CONSIGNMENT", "AgencyClient", "ClientConfig", "InboxItem"]
+__all__ = ["AgencyClient", "ClientConfig", "InboxItem"]

@@ -45,7 +45,6 @@ class Receipt:
     reason: str = ""
     kind: str = "edoc"
     recipient_system: str = ""
-    extra: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,20 @@ def unique_name() -> str:
 
 
 @pytest.fixture
+def private_vhost(management_base_url: str, unique_name: str) -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own (guest may do anything there), deleted afterwards."""
+    from axis.provision import Management
+
+    management = Management(management_base_url)
+    management.ensure_vhost(unique_name)
+    management.set_permissions(unique_name, "guest", ".*", ".*", ".*")
+    try:
+        yield unique_name
+    finally:
+        management.delete_vhost(unique_name)
+
+
+@pytest.fixture
 def postgres_db_url(postgres_base_url: str, unique_name: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     import psycopg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -141,9 +141,8 @@ async def take(
 async def make_kit(
     tmp: Path, amqp_base: str, management_base: str, vhost: str, db_url: str | None = None
 ) -> HubKit:
+    """A hub home on ``vhost`` (which exists already: the ``private_vhost`` fixture)."""
     management = Management(management_base)
-    management.ensure_vhost(vhost)
-    management.set_permissions(vhost, urlsplit(amqp_base).username or "guest", ".*", ".*", ".*")
     home = tmp / "hub"
     home.mkdir()
     write_default_config(home)
@@ -164,14 +163,3 @@ async def close_kit(kit: HubKit) -> None:
             kit.management.delete_user(agency.organ_id)
     await kit.stop_hub()
     kit.store.dispose()
-    kit.management.delete_vhost(kit.vhost)
-
-
-async def kit_context(
-    tmp: Path, amqp_base: str, management_base: str, vhost: str
-) -> AsyncIterator[HubKit]:
-    kit = await make_kit(tmp, amqp_base, management_base, vhost)
-    try:
-        yield kit
-    finally:
-        await close_kit(kit)

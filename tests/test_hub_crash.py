@@ -23,9 +23,9 @@ N = 200
 
 @pytest.fixture
 async def kit(
-    tmp_path: Path, amqp_base_url: str, management_base_url: str, unique_name: str
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str
 ) -> AsyncIterator[HubKit]:
-    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, unique_name)
+    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
     config = kit.settings.config_path
     config.write_text(config.read_text().replace("metrics_port = 9464", "metrics_port = 0"))
     try:

@@ -66,11 +66,9 @@ def management(management_base_url: str) -> Management:
 
 @pytest.fixture
 async def broker(
-    management: Management, amqp_base_url: str, unique_name: str
+    management: Management, amqp_base_url: str, unique_name: str, private_vhost: str
 ) -> AsyncIterator[Broker]:
-    vhost = unique_name
-    management.ensure_vhost(vhost)
-    management.set_permissions(vhost, "guest", ".*", ".*", ".*")
+    vhost = private_vhost
     systems = (f"{unique_name.upper()}.A", f"{unique_name.upper()}.B")
     urls = {}
     for system in systems:
@@ -89,7 +87,6 @@ async def broker(
         await admin_connection.close()
         for system in systems:
             management.delete_user(system)
-        management.delete_vhost(vhost)
 
 
 def message(user_id: str, body: bytes = b"<edXML/>") -> aio_pika.Message:

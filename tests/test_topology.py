@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -35,12 +35,8 @@ pytestmark = pytest.mark.rabbitmq
 
 
 @pytest.fixture
-def vhost(management_base_url: str, unique_name: str) -> Iterator[str]:
-    management = Management(management_base_url)
-    management.ensure_vhost(unique_name)
-    management.set_permissions(unique_name, "guest", ".*", ".*", ".*")
-    yield unique_name
-    management.delete_vhost(unique_name)
+def vhost(private_vhost: str) -> str:
+    return private_vhost
 
 
 @pytest.fixture

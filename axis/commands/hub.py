@@ -12,7 +12,6 @@ from axis.commands.common import JsonOption, emit, read_file, reporting
 from axis.commands.serve_cmd import serve
 from axis.errors import (
     DirectoryImportError,
-    InvalidKeyMaterial,
     PkiExists,
     UnknownAgency,
 )
@@ -308,4 +307,4 @@ def _full_fingerprint(store: Any, organ_id: str, given: str) -> str:
     )
 
 
-__all__ = ["InvalidKeyMaterial", "agency_app", "directory_app", "init", "serve"]
+__all__ = ["agency_app", "directory_app", "init", "serve"]
