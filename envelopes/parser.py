@@ -20,6 +20,7 @@ from envelopes.attachments import (
     is_builder_zip,
     unzip_builder_payload,
 )
+from envelopes.dates import parse_date, parse_timestamp
 from envelopes.model import (
     NS,
     Attachment,
@@ -362,7 +363,7 @@ def _bool(el: Element) -> bool:
 def _date(el: Element) -> date:
     value = _token(el)
     try:
-        return datetime.strptime(value, "%Y/%m/%d").date()
+        return parse_date(value)
     except ValueError:
         raise SchemaViolation(f"{value!r} is not a calendar date (yyyy/MM/dd)",
                               path=element_path(el)) from None
@@ -371,7 +372,7 @@ def _date(el: Element) -> date:
 def _timestamp(el: Element) -> datetime:
     value = _token(el)
     try:
-        return datetime.strptime(value, "%Y/%m/%d %H:%M:%S")
+        return parse_timestamp(value)
     except ValueError:
         raise SchemaViolation(f"{value!r} is not a timestamp (yyyy/MM/dd HH:mm:ss)",
                               path=element_path(el)) from None

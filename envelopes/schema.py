@@ -11,14 +11,14 @@ import copy
 import functools
 import threading
 from collections import Counter
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from lxml import etree
 
 from axis.errors import SchemaViolation
+from envelopes.dates import DATE_LAYOUT, TIMESTAMP_LAYOUT, parse_date, parse_timestamp
 from envelopes.model import NS
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
@@ -31,9 +31,11 @@ _MESSAGE_HEADER = f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHea
 
 Kind = Literal["edoc", "status"]
 _WHAT = {"edoc": "document", "status": "status"}
-_DATE_FORMATS = {"PromulgationDate": "%Y/%m/%d", "DueDate": "%Y/%m/%d",
-                 "Timestamp": "%Y/%m/%d %H:%M:%S"}
-_HUMAN = {"%Y/%m/%d": "yyyy/MM/dd", "%Y/%m/%d %H:%M:%S": "yyyy/MM/dd HH:mm:ss"}
+_CALENDAR_FIELDS: dict[str, tuple[Callable[[str], object], str]] = {
+    "PromulgationDate": (parse_date, DATE_LAYOUT),
+    "DueDate": (parse_date, DATE_LAYOUT),
+    "Timestamp": (parse_timestamp, TIMESTAMP_LAYOUT),
+}
 _UNBOUNDED = 1 << 30
 
 # How often each MessageHeader child may occur, per package kind; absent = not allowed.
@@ -167,15 +169,15 @@ def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, s
 def _calendar_faults(block: etree._Element) -> list[tuple[str, str]]:
     # The XSD patterns admit 2024/02/30; the calendar does not.
     faults: list[tuple[str, str]] = []
-    for el in block.iter(*(f"{{{NS}}}{name}" for name in _DATE_FORMATS)):
+    for el in block.iter(*(f"{{{NS}}}{name}" for name in _CALENDAR_FIELDS)):
         value = " ".join((el.text or "").split())
-        layout = _DATE_FORMATS[etree.QName(el).localname]
+        read, layout = _CALENDAR_FIELDS[etree.QName(el).localname]
         if not value:
             continue
         try:
-            datetime.strptime(value, layout)
+            read(value)
         except ValueError:
-            faults.append((f"{value!r} is not a real date or time ({_HUMAN[layout]})",
+            faults.append((f"{value!r} is not a real date or time ({layout})",
                            element_path(el)))
     return faults
 

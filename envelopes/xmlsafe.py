@@ -8,6 +8,7 @@ start here, so a hostile input is refused once, the same way, with a coded error
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import threading
 from collections.abc import Iterable
@@ -155,13 +156,15 @@ def _refuse_doctype(data: bytes) -> None:
 
 
 def _check_depth_and_entities(root: etree._Element, max_depth: int) -> None:
-    depth = 0
-    for event, node in etree.iterwalk(root, events=("start", "end")):
-        if event == "end":
-            depth -= 1
-            continue
-        if isinstance(node, etree._Entity):
-            raise ForbiddenXmlConstruct(f"entity reference &{node.name}; is not allowed")
-        depth += 1
-        if depth > max_depth:
-            raise EnvelopeTooDeep(f"nesting deeper than {max_depth} elements", limit=max_depth)
+    # Both checks run in libxml2 rather than a Python walk over every node: one
+    # element at depth max_depth + 1 exists exactly when the tree is too deep.
+    for entity in root.iter(etree.Entity):
+        name = cast(etree._Entity, entity).name
+        raise ForbiddenXmlConstruct(f"entity reference &{name}; is not allowed")
+    if _too_deep(max_depth)(root):
+        raise EnvelopeTooDeep(f"nesting deeper than {max_depth} elements", limit=max_depth)
+
+
+@functools.lru_cache(maxsize=8)
+def _too_deep(max_depth: int) -> etree.XPath:
+    return etree.XPath("boolean(/" + "/".join(["*"] * (max_depth + 1)) + ")")
