@@ -41,6 +41,7 @@ from axis.store_values import (
     CertificateRecord,
     DeliveryRecord,
     DuplicateSubmission,
+    NewSubmission,
     SubmissionRecord,
     SystemRecord,
     TraceEvent,
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
     from routing.decide import DocumentParties
 
 __all__ = [
-    "CertificateRecord", "DeliveryRecord", "DuplicateSubmission", "OrganRow", "Store",
+    "CertificateRecord", "DeliveryRecord", "DuplicateSubmission", "NewSubmission", "OrganRow",
+    "Store",
     "SubmissionRecord", "SystemRecord", "TraceEvent",
 ]  # fmt: skip
 
@@ -210,22 +212,44 @@ class Store:
         Raises :class:`DuplicateSubmission` when (user_id, message_id) exists already,
         whichever process recorded it.
         """
-        values = _submission_values(record)
+        outcome = self.record_submissions([(record, deliveries, events)])[0]
+        if isinstance(outcome, DuplicateSubmission):
+            raise outcome
+        return outcome
+
+    def record_submissions(
+        self, items: Sequence[NewSubmission]
+    ) -> list[SubmissionRecord | DuplicateSubmission]:
+        """Store several submissions (each with its deliveries and events) with ONE commit.
+
+        One commit means one disk flush for the whole batch, which is what a busy hub
+        pays for most. Per item, in order: the stored record, or a
+        :class:`DuplicateSubmission` (returned, not raised) for a (user_id, message_id)
+        that exists already. A batch holding a re-submission is recorded again item by
+        item, so the others are stored all the same.
+        """
+        if len(items) > 1:
+            try:
+                with self.engine.begin() as conn:
+                    return [_insert_submission(conn, *item) for item in items]
+            except IntegrityError:
+                pass  # some item is a re-submission: find out which, one at a time
+        return [self._record_alone(*item) for item in items]
+
+    def _record_alone(
+        self,
+        record: SubmissionRecord,
+        deliveries: Sequence[DeliveryRecord],
+        events: Sequence[TraceEvent],
+    ) -> SubmissionRecord | DuplicateSubmission:
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(_INSERT_SUBMISSION, values)
-                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-                if deliveries:
-                    rows = [_delivery_values(d, new_id) for d in deliveries]
-                    conn.execute(sa.insert(DELIVS), rows)
-                if events:
-                    conn.execute(sa.insert(EVENTS), [_event_values(e) for e in events])
+                return _insert_submission(conn, record, deliveries, events)
         except IntegrityError:
             existing = self.find_submission(record.user_id, record.message_id)
             if existing is None:
                 raise
-            raise DuplicateSubmission(existing) from None
-        return replace(record, id=new_id)
+            return DuplicateSubmission(existing)
 
     def mark_delivered(
         self, document_id: str, system_id: str, at: datetime, receipt: bytes | None = None
@@ -445,6 +469,21 @@ _SUB_FIELDS = ("user_id", "message_id", "kind", "sha256", "outcome", "document_i
 
 
 _INSERT_SUBMISSION = sa.insert(SUBS)
+
+
+def _insert_submission(
+    conn: Connection,
+    record: SubmissionRecord,
+    deliveries: Sequence[DeliveryRecord],
+    events: Sequence[TraceEvent],
+) -> SubmissionRecord:
+    result = conn.execute(_INSERT_SUBMISSION, _submission_values(record))
+    new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    if deliveries:
+        conn.execute(sa.insert(DELIVS), [_delivery_values(d, new_id) for d in deliveries])
+    if events:
+        conn.execute(sa.insert(EVENTS), [_event_values(e) for e in events])
+    return replace(record, id=new_id)
 
 
 def _submission_values(record: SubmissionRecord) -> dict[str, Any]:

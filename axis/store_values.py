@@ -5,6 +5,7 @@ The hub's pure steps build these; ``axis.store`` persists them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -92,3 +93,7 @@ class DuplicateSubmission(Exception):  # internal signal, deliberately not an Ax
     def __init__(self, existing: SubmissionRecord) -> None:
         super().__init__(f"duplicate consignment {existing.user_id}/{existing.message_id}")
         self.existing = existing
+
+
+# One submission as the hub hands it to the store: the record, its deliveries, its events.
+NewSubmission = tuple[SubmissionRecord, Sequence[DeliveryRecord], Sequence[TraceEvent]]

@@ -24,17 +24,17 @@ STAGES: tuple[tuple[int, str, str, str, str, bool], ...] = (
     (2, "validate_tree (XSD, every call)", "cpu", "envelopes/schema.py", "validate_tree", True),
     (2, "verify (XMLDSig via signxml)", "cpu", "signing/verify.py", "verify", True),
     (2, "read_package (model + its XSD)", "cpu", "envelopes/parser.py", "read_package", True),
+    (1, "records_for (receipt, rows)", "cpu", "routing/records.py", "records_for", False),
+    (2, "sign_receipt", "cpu", "axis/receipts.py", "sign_receipt", True),
     (0, "event-loop thread", "main", "", TOTAL, False),
     (1, "Hub._on_submit (the handler)", "main", "routing/hub.py", "_on_submit", False),
-    (2, "Hub._records (receipt, rows)", "main", "routing/hub.py", "_records", False),
-    (3, "sign_receipt (on the loop)", "main", "axis/receipts.py", "sign_receipt", True),
     (2, "Hub._publish_deliveries", "main", "routing/hub.py", "_publish_deliveries", False),
     (2, "Hub._publish_receipt", "main", "routing/hub.py", "_publish_receipt", False),
     (2, "IncomingMessage.ack", "main", "aio_pika/message.py", "ack", False),
     (1, "rest: aiormq frames, confirms, loop", "main", "", REST, False),
     (0, "axis-db threads (store)", "db", "", TOTAL, False),
     (1, "Store.find_submission", "db", "axis/store.py", "find_submission", True),
-    (1, "Store.record_submission", "db", "axis/store.py", "record_submission", True),
+    (1, "Store.record_submissions (batched)", "db", "axis/store.py", "record_submissions", True),
 )
 
 

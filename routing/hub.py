@@ -37,12 +37,12 @@ from routing.decide import (
     Rejected,
     Submission,
     TrustIndex,
-    decide,
     route_status,
 )
+from routing.group_commit import GroupCommit
 from routing.messages import delivery_message, publish_confirmed, receipt_message
 from routing.queries import QueryHandler
-from routing.records import records_for
+from routing.records import Records, decide_and_record, records_for
 from routing.topology import Topology, declare_topology
 from signing.keys import SigningKey
 
@@ -79,6 +79,7 @@ class Hub:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
+        self._commits = GroupCommit(store, self._io)
         self._snapshot = store.load_snapshot()
         self._trust = TrustIndex.from_snapshot(self._snapshot)
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -173,38 +174,39 @@ class Hub:
             if existing is not None:
                 await self._answer_duplicate(message, sub, existing)
                 return
-        verdict = await self._verdict(sub)
-        await self._settle(message, verdict)
+        verdict, records = await self._verdict(sub)
+        await self._settle(message, verdict, records)
 
-    async def _verdict(self, sub: Submission) -> Accepted | Rejected:
-        verdict = await self._decide_once(sub)
+    async def _verdict(self, sub: Submission) -> tuple[Accepted | Rejected, Records]:
+        verdict, records = await self._decide_once(sub)
         if isinstance(verdict, Rejected) and verdict.code in _REFRESH_CODES:
             # The agency may have been registered a moment ago: look again before refusing.
             await self.refresh_registry()
-            verdict = await self._decide_once(sub)
-        return verdict
+            verdict, records = await self._decide_once(sub)
+        return verdict, records
 
-    async def _decide_once(self, sub: Submission) -> Accepted | Rejected:
+    async def _decide_once(self, sub: Submission) -> tuple[Accepted | Rejected, Records]:
         ctx = HubContext(
             now=self._clock(),
             registry=self._snapshot,
             trust=self._trust,
             max_bytes=self.config.max_submission_bytes,
         )
-        verdict = await self._in_cpu(decide, sub, ctx)
+        receipt_id = str(uuid.uuid4())
+        verdict, records = await self._in_cpu(decide_and_record, sub, ctx, receipt_id, self.hub_key)
         if isinstance(verdict, NeedsParties):
             parties = await self._in_io(self.store.document_parties, verdict.package.document_id)
-            return route_status(verdict, parties)
-        return verdict
+            verdict = route_status(verdict, parties)
+            records = await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.hub_key)
+        assert records is not None  # a final verdict always comes with its records
+        return verdict, records
 
-    async def _settle(self, message: AbstractIncomingMessage, verdict: Accepted | Rejected) -> None:
-        record, deliveries, events = await self._in_cpu(
-            records_for, verdict, str(uuid.uuid4()), self._clock(), self.hub_key
-        )
-        try:
-            stored = await self._in_io(self.store.record_submission, record, deliveries, events)
-        except DuplicateSubmission as dup:  # another worker stored it first
-            await self._answer_duplicate(message, verdict.submission, dup.existing)
+    async def _settle(
+        self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records
+    ) -> None:
+        stored = await self._commits.record(records)
+        if isinstance(stored, DuplicateSubmission):  # stored before, perhaps by another worker
+            await self._answer_duplicate(message, verdict.submission, stored.existing)
             return
         if isinstance(verdict, Accepted):
             await self._publish_deliveries(verdict)

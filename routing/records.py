@@ -6,13 +6,30 @@ from datetime import datetime
 
 from axis.receipts import Receipt, sign_receipt
 from axis.store_values import DeliveryRecord, SubmissionRecord, TraceEvent
-from routing.decide import Accepted, Rejected, Submission
+from routing.decide import Accepted, HubContext, NeedsParties, Rejected, Submission, decide
 from signing.keys import SigningKey
+
+Records = tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]
+
+
+def decide_and_record(
+    sub: Submission, ctx: HubContext, receipt_id: str, hub_key: SigningKey
+) -> tuple[Accepted | Rejected | NeedsParties, Records | None]:
+    """:func:`~routing.decide.decide`, then :func:`records_for` a final verdict, in one call.
+
+    One call means one trip off the hub's event loop per submission. A status
+    package whose document parties must first be read from the store comes back
+    as :class:`NeedsParties` with no records. Never raises.
+    """
+    verdict = decide(sub, ctx)
+    if isinstance(verdict, NeedsParties):
+        return verdict, None
+    return verdict, records_for(verdict, receipt_id, ctx.now, hub_key)
 
 
 def records_for(
     verdict: Accepted | Rejected, receipt_id: str, now: datetime, hub_key: SigningKey
-) -> tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]:
+) -> Records:
     """What the store keeps of one verdict: the submission with its signed receipt,
     its deliveries and its trace events (pure; the id, time and key come in)."""
     sub = verdict.submission

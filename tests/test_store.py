@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 
 from axis.errors import (
@@ -26,6 +27,7 @@ from axis.errors import (
 from axis.store import (
     DeliveryRecord,
     DuplicateSubmission,
+    NewSubmission,
     OrganRow,
     Store,
     SubmissionRecord,
@@ -286,6 +288,36 @@ def test_concurrent_duplicates_have_exactly_one_winner(db_url: str, store: Store
         thread.join()
     stores[1].dispose()
     assert sorted(outcomes) == ["duplicate"] * 7 + ["won"]
+
+
+def test_record_submissions_batch_reports_each_outcome(store: Store) -> None:
+    earlier = store.record_submission(submission(message_id="old"), [], [])
+    batch: list[NewSubmission] = [
+        (submission(message_id="a"), [delivery(H41)], [event("accepted", T0, message_id="a")]),
+        (replace(submission(message_id="old"), receipt=b"<Receipt>again</Receipt>"), [], []),
+        (submission(message_id="b"), [delivery(H29)], []),
+        (replace(submission(message_id="a"), receipt=b"<Receipt>twice</Receipt>"), [], []),
+    ]
+    outcomes = store.record_submissions(batch)
+    assert [type(o).__name__ for o in outcomes] == [
+        "SubmissionRecord", "DuplicateSubmission", "SubmissionRecord", "DuplicateSubmission"]
+    assert isinstance(outcomes[1], DuplicateSubmission) and outcomes[1].existing == earlier
+    assert isinstance(outcomes[3], DuplicateSubmission)
+    assert outcomes[3].existing.receipt == b"<Receipt>a</Receipt>"  # the first one stays
+    assert store.count_submissions() == 3
+    assert [d.system_id for d in store.deliveries("doc-1")] == [H41, H29]
+
+
+def test_record_submissions_one_commit_for_a_clean_batch(store: Store) -> None:
+    commits: list[object] = []
+    sa_event.listen(store.engine, "commit", commits.append)
+    batch: list[NewSubmission] = [
+        (submission(message_id=f"m{n}"), [delivery(H41)], []) for n in range(20)
+    ]
+    outcomes = store.record_submissions(batch)
+    assert all(isinstance(o, SubmissionRecord) and o.id is not None for o in outcomes)
+    assert len(commits) == 1
+    assert store.count_submissions() == 20
 
 
 def test_record_submission_is_one_transaction(store: Store) -> None:
