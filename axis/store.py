@@ -36,7 +36,7 @@ from axis.registry import (
     build_snapshot,
     normalize_fingerprint,
 )
-from axis.store_model import CERTS, DELIVS, EVENTS, ORGANS, SUBS, SYSTEMS, TABLES
+from axis.store_model import CERTS, CHANGES, DELIVS, EVENTS, ORGANS, SUBS, SYSTEMS, TABLES
 from axis.store_values import (
     CertificateRecord,
     DeliveryRecord,
@@ -93,6 +93,7 @@ class Store:
                     system_id=system_id, name=name, active=True, created_at=_now()))
                 for organ in organs:
                     _assign(conn, organ, system_id, name if organ == system_id else organ)
+                _registry_changed(conn)
         except IntegrityError as exc:
             raise AgencyExists(f"system {system_id} is already registered") from exc
 
@@ -112,6 +113,7 @@ class Store:
             query = sa.update(SYSTEMS).where(SYSTEMS.c.system_id == system_id)
             if conn.execute(query.values(active=active)).rowcount == 0:
                 raise UnknownAgency(f"no system {system_id} is registered")
+            _registry_changed(conn)
 
     def import_organs(self, rows: Iterable[OrganRow], batch_size: int = 5000) -> int:
         """Upsert directory rows by ``organ_id`` in one transaction; return rows read.
@@ -124,7 +126,17 @@ class Store:
             statement = _organ_upsert(conn)
             for batch in _batches(rows, batch_size, counter):
                 conn.execute(statement, batch)
+            _registry_changed(conn)
         return counter[0]
+
+    def registry_version(self) -> int:
+        """A number that moves whenever systems, organs or certificates change.
+
+        Cheap enough to poll: a hub reloads its snapshot only when this moved.
+        """
+        # A count, not the highest id: on PostgreSQL a lower id may commit after a higher one.
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(CHANGES)).scalar_one())
 
     def load_snapshot(self) -> RegistrySnapshot:
         """Read the whole registry into an immutable in-memory snapshot."""
@@ -164,6 +176,7 @@ class Store:
                 "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
             }  # fmt: skip
             conn.execute(sa.insert(CERTS).values(**values))
+            _registry_changed(conn)
             return _cert_record(conn.execute(_cert_query(fingerprint)).one())
 
     def list_certificates(self, system_id: str) -> list[CertificateRecord]:
@@ -183,6 +196,7 @@ class Store:
             if row.revoked_at is None:
                 query = sa.update(CERTS).where(CERTS.c.fingerprint == fingerprint)
                 conn.execute(query.values(revoked_at=_to_db(at or _now())))
+                _registry_changed(conn)
             return _cert_record(conn.execute(_cert_query(fingerprint)).one())
 
     # submissions, deliveries and the trace
@@ -346,6 +360,10 @@ class Store:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _registry_changed(conn: Connection) -> None:
+    conn.execute(sa.insert(CHANGES).values(at=_now()))
 
 
 def _make_engine(url: str) -> Engine:

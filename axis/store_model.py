@@ -52,6 +52,14 @@ class CertificateTable(SQLModel, table=True):
     revoked_at: datetime | None = _when(nullable=True)
 
 
+class RegistryChangeTable(SQLModel, table=True):
+    """One row per change to systems, organs or certificates, whichever process made it."""
+
+    __tablename__ = "registry_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when()
+
+
 class SubmissionTable(SQLModel, table=True):
     __tablename__ = "submissions"
     # This UNIQUE constraint is the cross-process deduplication of consignments.
@@ -111,4 +119,5 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 SYSTEMS, ORGANS, CERTS = _table(SystemTable), _table(OrganTable), _table(CertificateTable)
 SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(TraceEventTable)
-TABLES = (SYSTEMS, ORGANS, CERTS, SUBS, DELIVS, EVENTS)
+CHANGES = _table(RegistryChangeTable)
+TABLES = (SYSTEMS, ORGANS, CERTS, CHANGES, SUBS, DELIVS, EVENTS)

@@ -80,6 +80,7 @@ class Hub:
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
         self._commits = GroupCommit(store, self._io)
+        self._registry_version = store.registry_version()
         self._snapshot = store.load_snapshot()
         self._trust = TrustIndex.from_snapshot(self._snapshot)
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -130,11 +131,20 @@ class Hub:
         await stop.wait()
         await self.stop()
 
-    async def refresh_registry(self) -> None:
-        """Reload the registry snapshot (agencies registered or suspended since)."""
+    async def refresh_registry(self) -> bool:
+        """Reload the registry snapshot if it changed since the last load; True if reloaded.
+
+        Asking is one cheap query; a reload reads the whole directory (about half a
+        second for the national one), so it happens only when something changed.
+        """
+        version = await self._in_io(self.store.registry_version)
+        if version == self._registry_version:
+            return False
+        # Read before loading: a change made during the load moves the version again.
         snapshot = await self._in_io(self.store.load_snapshot)
         trust = await self._in_cpu(TrustIndex.from_snapshot, snapshot)
-        self._snapshot, self._trust = snapshot, trust
+        self._snapshot, self._trust, self._registry_version = snapshot, trust, version
+        return True
 
     async def _refresh_registry_forever(self) -> None:
         while True:
@@ -179,9 +189,9 @@ class Hub:
 
     async def _verdict(self, sub: Submission) -> tuple[Accepted | Rejected, Records]:
         verdict, records = await self._decide_once(sub)
-        if isinstance(verdict, Rejected) and verdict.code in _REFRESH_CODES:
-            # The agency may have been registered a moment ago: look again before refusing.
-            await self.refresh_registry()
+        # The agency may have been registered a moment ago: look again before refusing.
+        refusal = isinstance(verdict, Rejected) and verdict.code in _REFRESH_CODES
+        if refusal and await self.refresh_registry():
             verdict, records = await self._decide_once(sub)
         return verdict, records
 

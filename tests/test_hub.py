@@ -186,6 +186,17 @@ async def test_rejections_carry_their_codes_in_signed_receipts(kit: HubKit) -> N
     assert stored is not None and stored.raw == signed.replace(b"V/v th", b"V/v TH")
 
 
+async def test_registry_is_reloaded_only_when_it_changed(kit: HubKit) -> None:
+    a = await kit.agency(organ("A"))
+    assert kit.hub is not None
+    assert await kit.hub.refresh_registry() is False  # nothing changed since the last load
+    kit.store.set_system_active(a.organ_id, False)  # as another process (the CLI) would
+    assert await kit.hub.refresh_registry() is True
+    assert await kit.hub.refresh_registry() is False
+    signed = a.client.sign(document(a.organ_id, [a.organ_id]))
+    assert await _rejection(kit, signed, a.client, "susp") == "sender.system_suspended"
+
+
 async def test_oversize_submission_is_rejected(kit: HubKit) -> None:
     await kit.stop_hub()
     await kit.start_hub(max_submission_bytes=20_000)

@@ -290,6 +290,33 @@ def test_concurrent_duplicates_have_exactly_one_winner(db_url: str, store: Store
     assert sorted(outcomes) == ["duplicate"] * 7 + ["won"]
 
 
+def test_registry_version_moves_with_every_registry_change_only(store: Store) -> None:
+    seen = [store.registry_version()]
+
+    def moved() -> bool:
+        seen.append(store.registry_version())
+        return seen[-1] != seen[-2]
+
+    store.add_system(G22, "VPCP")
+    assert moved()
+    store.import_organs([OrganRow(H29, "Sở", G22)])
+    assert moved()
+    pem = make_pem("G22")
+    fingerprint = store.add_certificate(G22, pem).fingerprint
+    assert moved()
+    store.add_certificate(G22, pem)  # already registered: no change
+    assert not moved()
+    store.revoke_certificate(G22, fingerprint)
+    assert moved()
+    store.set_system_active(G22, False)
+    assert moved()
+    store.record_submission(submission(), [delivery(H41)], [event("accepted", T0)])
+    assert not moved()
+    with pytest.raises(AgencyExists):
+        store.add_system(G22, "again")
+    assert not moved()
+
+
 def test_record_submissions_batch_reports_each_outcome(store: Store) -> None:
     earlier = store.record_submission(submission(message_id="old"), [], [])
     batch: list[NewSubmission] = [
