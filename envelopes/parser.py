@@ -7,6 +7,7 @@ schema decides what is allowed); the model does not depend on them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import TypeVar, cast
@@ -42,7 +43,7 @@ from envelopes.model import (
     StatusPackage,
     TraceHeader,
 )
-from envelopes.schema import element_path, package_kind, validate_tree
+from envelopes.schema import element_path, package_kind, validate_package
 from envelopes.status_codes import StatusCode
 from envelopes.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_tree, recover_tree
 
@@ -51,6 +52,8 @@ __all__ = ["DEFAULT_LIMITS", "XmlLimits", "package_kind", "parse_package", "read
 Element = etree._Element
 T = TypeVar("T")
 _Q = f"{{{NS}}}"
+_IN_NS = _Q + "*"
+_Q_LEN = len(_Q)
 
 
 def parse_package(raw: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> Package:
@@ -72,9 +75,8 @@ def parse_package(raw: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> Package:
 
 def read_package(root: Element, limits: XmlLimits = DEFAULT_LIMITS) -> Package:
     """The model of an already parsed (and, at the hub, verified) tree; validates it first."""
-    validate_tree(root)
-    header = _one(root, "edXMLEnvelope/edXMLHeader/MessageHeader")
-    if package_kind(root) == "status":
+    kind, header = validate_package(root)
+    if kind == "status":
         return _status(header)
     return _document(root, header, limits)
 
@@ -311,10 +313,8 @@ def _loose_name(el: Element) -> str:
 
 def _children(el: Element) -> dict[str, list[Element]]:
     kids: dict[str, list[Element]] = {}
-    for child in el:
-        tag = child.tag
-        if isinstance(tag, str) and tag.startswith(_Q):
-            kids.setdefault(tag[len(_Q):], []).append(child)
+    for child in el.iterchildren(_IN_NS):  # edXML elements only: no comments, PIs, others
+        kids.setdefault(child.tag[_Q_LEN:], []).append(child)
     return kids
 
 
@@ -327,17 +327,16 @@ def _all(parent: Element | None, name: str) -> list[Element]:
     return [] if parent is None else parent.findall(_Q + name)
 
 
-def _one(root: Element, path: str) -> Element:
-    found = _one_or_none(root, path)
-    if found is None:
-        raise SchemaViolation(f"missing {path}", path=element_path(root))
-    return found
-
-
 def _one_or_none(parent: Element | None, path: str) -> Element | None:
     if parent is None:
         return None
-    return parent.find("/".join(_Q + step for step in path.split("/")))
+    return parent.find(_clark(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _clark(path: str) -> str:
+    """An edXML path ``A/B`` in Clark notation: ``{ns}A/{ns}B``."""
+    return "/".join(_Q + step for step in path.split("/"))
 
 
 def _text(el: Element | None) -> str:

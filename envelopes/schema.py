@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -27,7 +26,11 @@ SCHEMA_PATH = SCHEMA_DIR / "edxml-qcvn102-2016.xsd"
 _SCHEMA_DOC = etree.parse(str(SCHEMA_PATH))
 # A validator's error log is per instance: one compiled schema per thread keeps them apart.
 _LOCAL = threading.local()
-_MESSAGE_HEADER = f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}MessageHeader"
+_Q = f"{{{NS}}}"
+_ROOT = f"{_Q}edXML"
+_MESSAGE_HEADER = f"{_Q}edXMLEnvelope/{_Q}edXMLHeader/{_Q}MessageHeader"
+_TRACE_HEADER_LIST = f"{_Q}edXMLEnvelope/{_Q}edXMLHeader/{_Q}TraceHeaderList"
+_STATUS_CODE = f"{_Q}StatusCode"
 
 Kind = Literal["edoc", "status"]
 _WHAT = {"edoc": "document", "status": "status"}
@@ -36,6 +39,7 @@ _CALENDAR_FIELDS: dict[str, tuple[Callable[[str], object], str]] = {
     "DueDate": (parse_date, DATE_LAYOUT),
     "Timestamp": (parse_timestamp, TIMESTAMP_LAYOUT),
 }
+_CALENDAR_TAGS = tuple(f"{_Q}{name}" for name in _CALENDAR_FIELDS)
 _UNBOUNDED = 1 << 30
 
 # How often each MessageHeader child may occur, per package kind; absent = not allowed.
@@ -58,38 +62,53 @@ def package_kind(root: etree._Element) -> Kind:
 
     Raises :class:`SchemaViolation` when the tree is not an edXML package at all.
     """
-    if root.tag != f"{{{NS}}}edXML":
-        raise SchemaViolation(f"the root element is {_plain(str(root.tag))!r}, not edXML "
-                              f"in namespace {NS}", path=element_path(root))
-    header = root.find(_MESSAGE_HEADER)
-    if header is None:
-        raise SchemaViolation("no edXMLEnvelope/edXMLHeader/MessageHeader",
-                              path=element_path(root))
-    return "status" if header.find(f"{{{NS}}}StatusCode") is not None else "edoc"
+    return _kind_and_header(root)[0]
 
 
 def validate_tree(root: etree._Element) -> None:
     """Validate a parsed package; raise :class:`SchemaViolation` (reason, element path)."""
+    validate_package(root)
+
+
+def validate_package(root: etree._Element) -> tuple[Kind, etree._Element]:
+    """:func:`validate_tree`, then the package's kind and its ``MessageHeader`` element."""
     schema = _schema()
     if not schema.validate(root):
         entry = next(iter(cast(Iterable[Any], schema.error_log)))
         located = _locate(root, entry.path)
         path = element_path(located) if located is not None else entry.path
         raise SchemaViolation(_plain(entry.message), path=path, line=entry.line)
-    faults = structural_faults(root)
+    kind, header = _kind_and_header(root)
+    faults = _structural_faults(root, kind, header)
     if faults:
         reason, path = faults[0]
         raise SchemaViolation(reason, path=path)
+    return kind, header
 
 
 def structural_faults(root: etree._Element) -> list[tuple[str, str]]:
     """The faults the XSD cannot express, as ``(reason, path)``; [] for a good package."""
-    kind = package_kind(root)
+    return _structural_faults(root, *_kind_and_header(root))
+
+
+def _kind_and_header(root: etree._Element) -> tuple[Kind, etree._Element]:
+    if root.tag != _ROOT:
+        raise SchemaViolation(f"the root element is {_plain(str(root.tag))!r}, not edXML "
+                              f"in namespace {NS}", path=element_path(root))
     header = root.find(_MESSAGE_HEADER)
-    assert header is not None  # package_kind checked it
+    if header is None:
+        raise SchemaViolation("no edXMLEnvelope/edXMLHeader/MessageHeader",
+                              path=element_path(root))
+    status = next(header.iterchildren(_STATUS_CODE), None) is not None
+    return ("status" if status else "edoc"), header
+
+
+def _structural_faults(
+    root: etree._Element, kind: Kind, header: etree._Element
+) -> list[tuple[str, str]]:
     faults = _cardinality_faults(header, kind)
     faults.extend(_calendar_faults(header))
-    trace = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/{{{NS}}}TraceHeaderList")
+    trace = root.find(_TRACE_HEADER_LIST)
     if trace is not None:
         faults.extend(_calendar_faults(trace))
     if kind == "status":
@@ -149,7 +168,10 @@ def _xmlschema() -> Any:
 
 def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, str]]:
     allowed = CARDINALITY[kind]
-    counts = Counter(etree.QName(c).localname for c in header if isinstance(c.tag, str))
+    counts: dict[str, int] = {}  # by local name, whatever the namespace
+    for child in header.iterchildren(etree.Element):
+        name = _local(child.tag)
+        counts[name] = counts.get(name, 0) + 1
     faults: list[tuple[str, str]] = []
     for name, count in counts.items():
         if name not in allowed:
@@ -160,7 +182,7 @@ def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, s
             faults.append((f"{name} occurs {count} times in MessageHeader; at most "
                            f"{allowed[name][1]} allowed", element_path(header)))
     for name, (least, _) in allowed.items():
-        if counts[name] < least:
+        if counts.get(name, 0) < least:
             faults.append((f"missing required element {name} in the MessageHeader of a "
                            f"{_WHAT[kind]} package", element_path(header)))
     return faults
@@ -169,9 +191,9 @@ def _cardinality_faults(header: etree._Element, kind: Kind) -> list[tuple[str, s
 def _calendar_faults(block: etree._Element) -> list[tuple[str, str]]:
     # The XSD patterns admit 2024/02/30; the calendar does not.
     faults: list[tuple[str, str]] = []
-    for el in block.iter(*(f"{{{NS}}}{name}" for name in _CALENDAR_FIELDS)):
+    for el in block.iter(*_CALENDAR_TAGS):
         value = " ".join((el.text or "").split())
-        read, layout = _CALENDAR_FIELDS[etree.QName(el).localname]
+        read, layout = _CALENDAR_FIELDS[_local(el.tag)]
         if not value:
             continue
         try:
@@ -212,6 +234,11 @@ def _locate(root: etree._Element, xpath: str | None) -> etree._Element | None:
     if isinstance(found, list) and found and isinstance(found[0], etree._Element):
         return found[0]
     return None
+
+
+def _local(tag: str) -> str:
+    """The local name of a Clark-notation tag (what ``etree.QName(tag).localname`` gives)."""
+    return tag.rpartition("}")[2]
 
 
 def _plain(message: str) -> str:

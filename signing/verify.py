@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -43,13 +44,17 @@ _PARSER = etree.XMLParser(
 )
 
 
+_INCLUSIVE_NAMESPACES = f"{{{SIGNXML_NAMESPACES['ec']}}}InclusiveNamespaces"
+
+
 class _RootToCopy:
     """What :meth:`_TreeVerifier._tostring` hands back for a document root."""
 
-    __slots__ = ("root",)
+    __slots__ = ("copy", "root")
 
-    def __init__(self, root: etree._Element) -> None:
+    def __init__(self, root: etree._Element, *, copy: bool) -> None:
         self.root = root
+        self.copy = copy
 
 
 class _TreeVerifier(XMLVerifier):
@@ -59,11 +64,17 @@ class _TreeVerifier(XMLVerifier):
     (``self._fromstring(self._tostring(node))``) so that namespaces inherited from
     ancestors survive; it does so twice for the whole document while checking an
     enveloped reference. A document root has no ancestors, so lxml's deep copy is
-    the same tree at a fifth of the cost. Every other node, and everything signxml
-    parses from bytes (the canonical SignedInfo and the signed content it returns),
-    takes signxml's own path unchanged. The input tree (from ``parse_tree``) is
-    used as is: signxml never mutates it, only its copies.
+    the same tree at a fifth of the cost, and the second copy is of a root this
+    verifier made itself and nothing else holds, so that copy is skipped. Every
+    other node, and everything signxml parses from bytes (the canonical SignedInfo
+    and the signed content it returns), takes signxml's own path unchanged. The
+    input tree (from ``parse_tree``) is used as is: signxml never mutates it, only
+    its copies. One instance serves one ``verify`` call.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._own_roots: list[etree._Element] = []
 
     def get_root(self, data: object) -> etree._Element:
         if isinstance(data, etree._Element) and data.getparent() is None:
@@ -73,21 +84,25 @@ class _TreeVerifier(XMLVerifier):
 
     def _tostring(self, xml_node: object, **kwargs: object) -> object:
         if not kwargs and isinstance(xml_node, etree._Element) and xml_node.getparent() is None:
-            return _RootToCopy(xml_node)
+            own = any(xml_node is mine for mine in self._own_roots)
+            return _RootToCopy(xml_node, copy=not own)
         return super()._tostring(xml_node, **kwargs)  # type: ignore[no-untyped-call]
 
     def _fromstring(self, xml_string: object, **kwargs: object) -> etree._Element:
         if isinstance(xml_string, _RootToCopy):
-            return copy.deepcopy(xml_string.root)
+            if not xml_string.copy:  # a copy only this verifier holds: copying it again is waste
+                return xml_string.root
+            self._own_roots.append(copy.deepcopy(xml_string.root))
+            return self._own_roots[-1]
         node: etree._Element = super()._fromstring(xml_string, **kwargs)  # type: ignore[no-untyped-call]
         return node
 
-    # signxml looks elements up with prefixes and its namespace map on every call;
-    # lxml recompiles such a path each time, while a Clark-notation path is cached.
+    # signxml looks elements up through ElementPath with prefixes and its namespace
+    # map on every call; a tag iterator matches the same elements without a path.
     def _find(
         self, element: etree._Element, query: str, require: bool = True, xpath: str = ""
     ) -> etree._Element | None:
-        found = element.find(_clark_path(xpath, query))
+        found = next(_matches(element, xpath, query), None)
         if found is None and require:  # signxml raises its own error for a missing element
             return super()._find(element, query, require, xpath)  # type: ignore[no-any-return,no-untyped-call]
         return found
@@ -95,7 +110,16 @@ class _TreeVerifier(XMLVerifier):
     def _findall(
         self, element: etree._Element, query: str, xpath: str = ""
     ) -> list[etree._Element]:
-        return element.findall(_clark_path(xpath, query))
+        return list(_matches(element, xpath, query))
+
+    def _get_inclusive_ns_prefixes(self, transform_node: etree._Element) -> list[str] | None:
+        # signxml runs a predicate path with its prefix map here, for every c14n method and
+        # transform; the first InclusiveNamespaces child with a PrefixList is the same element.
+        for found in transform_node.iterchildren(_INCLUSIVE_NAMESPACES):
+            prefixes = found.get("PrefixList")
+            if prefixes is not None:
+                return prefixes.split(" ")
+        return None
 
     def _check_cert_validity(self, cert: x509.Certificate, cert_source: str) -> None:
         # signxml describes the certificate (an RFC 4514 subject string) before it
@@ -105,11 +129,24 @@ class _TreeVerifier(XMLVerifier):
             super()._check_cert_validity(cert, cert_source)  # type: ignore[no-untyped-call]
 
 
+def _matches(element: etree._Element, xpath: str, query: str) -> Iterator[etree._Element]:
+    """The elements signxml's ``element.find[all](xpath + prefix:query)`` would return, in order."""
+    axis, target = _clark_lookup(xpath, query)
+    if axis == "children":
+        return element.iterchildren(target)
+    if axis == "descendants":
+        return element.iterdescendants(target)
+    return iter(element.findall(target))
+
+
 @functools.lru_cache(maxsize=64)
-def _clark_path(xpath: str, query: str) -> str:
-    """signxml's ``prefix:name`` query (``ds`` by default) as a Clark-notation path."""
+def _clark_lookup(xpath: str, query: str) -> tuple[str, str]:
+    """signxml's ``prefix:name`` query (``ds`` by default) as (axis, Clark-notation tag or path)."""
     prefix, _, name = query.partition(":") if ":" in query else ("ds", "", query)
-    return f"{xpath}{{{SIGNXML_NAMESPACES[prefix]}}}{name}"
+    tag = f"{{{SIGNXML_NAMESPACES[prefix]}}}{name}"
+    if "/" in name or "[" in name or xpath not in ("", ".//"):
+        return "path", xpath + tag
+    return ("children" if xpath == "" else "descendants"), tag
 
 
 @dataclass(frozen=True, slots=True)
