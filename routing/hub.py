@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +26,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from axis.errors import DuplicateConflict
 from axis.metrics import HubMetrics
 from axis.receipts import Receipt, sha256_hex, sign_receipt
-from axis.store import DuplicateSubmission, Store, SubmissionRecord, TraceEvent
+from axis.store import DuplicateSubmission, NewSubmission, Store, SubmissionRecord, TraceEvent
 from envelopes.model import StatusPackage
 from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
+from routing.batching import Batcher
 from routing.decide import (
     Accepted,
     HubContext,
@@ -39,7 +40,6 @@ from routing.decide import (
     TrustIndex,
     route_status,
 )
-from routing.group_commit import GroupCommit
 from routing.messages import delivery_message, publish_confirmed, receipt_message
 from routing.queries import QueryHandler
 from routing.records import Records, decide_and_record, records_for
@@ -79,7 +79,10 @@ class Hub:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
-        self._commits = GroupCommit(store, self._io)
+        self._decisions: Batcher[_DecideItem, _Decided] = Batcher(_decide_all, self._cpu)
+        self._commits: Batcher[NewSubmission, SubmissionRecord | DuplicateSubmission] = Batcher(
+            store.record_submissions, self._io
+        )
         self._registry_version = store.registry_version()
         self._snapshot = store.load_snapshot()
         self._trust = TrustIndex.from_snapshot(self._snapshot)
@@ -203,7 +206,7 @@ class Hub:
             max_bytes=self.config.max_submission_bytes,
         )
         receipt_id = str(uuid.uuid4())
-        verdict, records = await self._in_cpu(decide_and_record, sub, ctx, receipt_id, self.hub_key)
+        verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.hub_key))
         if isinstance(verdict, NeedsParties):
             parties = await self._in_io(self.store.document_parties, verdict.package.document_id)
             verdict = route_status(verdict, parties)
@@ -214,7 +217,7 @@ class Hub:
     async def _settle(
         self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records
     ) -> None:
-        stored = await self._commits.record(records)
+        stored = await self._commits.run(records)
         if isinstance(stored, DuplicateSubmission):  # stored before, perhaps by another worker
             await self._answer_duplicate(message, verdict.submission, stored.existing)
             return
@@ -389,6 +392,14 @@ class Hub:
 
     async def _in_io(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+
+_DecideItem = tuple[Submission, HubContext, str, SigningKey]
+_Decided = tuple[Accepted | Rejected | NeedsParties, Records | None]
+
+
+def _decide_all(items: Sequence[_DecideItem]) -> list[_Decided]:
+    return [decide_and_record(*item) for item in items]
 
 
 _REFRESH_CODES = frozenset(

@@ -1,9 +1,10 @@
-"""Group commit: concurrent submissions share commits; outcomes reach the right caller."""
+"""Batched trips off the loop; group commit on a real store: outcomes reach the right caller."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from axis.store import DuplicateSubmission, NewSubmission, Store, SubmissionRecord
-from routing.group_commit import GroupCommit
+from routing.batching import Batcher
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -54,8 +55,8 @@ async def record_all(
     store: Store, records: list[SubmissionRecord], max_batch: int = 128
 ) -> list[SubmissionRecord | DuplicateSubmission]:
     with ThreadPoolExecutor(max_workers=2) as io:
-        commits = GroupCommit(store, io, max_batch=max_batch)
-        return await asyncio.gather(*(commits.record((r, [], [])) for r in records))
+        commits = Batcher(store.record_submissions, io, max_batch=max_batch)
+        return await asyncio.gather(*(commits.run((r, [], [])) for r in records))
 
 
 def test_concurrent_records_share_commits_and_each_gets_its_own(store: CountingStore) -> None:
@@ -96,9 +97,48 @@ def test_a_store_failure_reaches_every_caller_of_that_batch(store: CountingStore
 
     async def attempt() -> list[object]:
         with ThreadPoolExecutor(max_workers=1) as io:
-            commits = GroupCommit(store, io)
-            calls = (commits.record((record(f"m{n}"), [], [])) for n in range(5))
+            commits = Batcher(store.record_submissions, io)
+            calls = (commits.run((record(f"m{n}"), [], [])) for n in range(5))
             return await asyncio.gather(*calls, return_exceptions=True)
 
     outcomes = asyncio.run(attempt())
     assert all(isinstance(o, OperationalError) for o in outcomes), outcomes
+
+
+def test_a_batch_function_sees_what_arrived_while_it_ran() -> None:
+    seen: list[list[int]] = []
+
+    def square_all(items: Sequence[int]) -> list[int]:
+        seen.append(list(items))
+        return [n * n for n in items]
+
+    async def main() -> list[int]:
+        with ThreadPoolExecutor(max_workers=1) as cpu:
+            squares = Batcher(square_all, cpu, max_batch=50)
+            return await asyncio.gather(*(squares.run(n) for n in range(120)))
+
+    assert asyncio.run(main()) == [n * n for n in range(120)]
+    assert [n for batch in seen for n in batch] == list(range(120))  # in order, each once
+    assert [len(batch) for batch in seen] == [50, 50, 20]  # all were waiting: bounded batches
+
+
+def test_cancelling_the_runner_releases_every_waiter() -> None:
+    release = threading.Event()
+
+    def slow(items: Sequence[int]) -> list[int]:
+        release.wait(5)
+        return list(items)
+
+    async def main() -> list[int | BaseException]:
+        with ThreadPoolExecutor(max_workers=1) as cpu:
+            batcher = Batcher(slow, cpu)
+            waiters = [asyncio.create_task(batcher.run(n)) for n in range(3)]
+            await asyncio.sleep(0.05)
+            assert batcher._runner is not None
+            batcher._runner.cancel()
+            outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+            release.set()
+            return outcomes
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
