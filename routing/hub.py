@@ -1,12 +1,15 @@
 """The hub process: consume submissions, decide, persist, publish, then ack.
 
 The decision itself (:mod:`routing.decide`) is pure and runs off the event loop;
-this module is the thin async edge around it. Order per submission: decide →
-persist (the ``(user_id, message_id)`` constraint deduplicates across workers) →
+this module is the thin async edge around it. Order per submission: decide and
+sign the receipt (CPU thread) → persist (DB thread; the ``(user_id, message_id)``
+constraint deduplicates across workers) →
 publish every delivery with publisher confirms (``mandatory``: unroutable is a
 failure) → publish the receipt → ack. A crash anywhere before the ack makes the
 broker redeliver; a redelivered submission that is already stored is published
-again, so nothing is lost (recipients de-duplicate by message id).
+again, so nothing is lost (recipients de-duplicate by message id). Decisions and
+commits are batched (:mod:`routing.batching`): submissions that arrive while the
+thread is busy share its next trip.
 """
 
 from __future__ import annotations
