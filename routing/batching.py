@@ -55,6 +55,8 @@ class Batcher(Generic[I, O]):
             items = [item for item, _ in batch]
             try:
                 outcomes = await loop.run_in_executor(self._executor, self._run_batch, items)
+                if len(outcomes) != len(items):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(items)}")
             except asyncio.CancelledError:  # shutting down: nobody may wait forever
                 for _, future in [*batch, *self._waiting]:
                     future.cancel()
@@ -65,5 +67,5 @@ class Batcher(Generic[I, O]):
                         future.set_exception(exc)
                 continue
             for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
+                if not future.done():  # its caller may have been cancelled meanwhile
                     future.set_result(outcome)

@@ -142,3 +142,19 @@ def test_cancelling_the_runner_releases_every_waiter() -> None:
 
     outcomes = asyncio.run(main())
     assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+
+def test_a_batch_function_that_loses_items_fails_its_callers_not_the_batcher() -> None:
+    def drops_one(items: Sequence[int]) -> list[int]:
+        return list(items)[1:] if len(items) > 1 else list(items)
+
+    async def main() -> tuple[list[int | BaseException], int]:
+        with ThreadPoolExecutor(max_workers=1) as cpu:
+            batcher = Batcher(drops_one, cpu)
+            first = await asyncio.gather(*(batcher.run(n) for n in range(3)),
+                                         return_exceptions=True)
+            return first, await batcher.run(7)  # the batcher still serves later callers
+
+    outcomes, later = asyncio.run(main())
+    assert all(isinstance(o, RuntimeError) for o in outcomes), outcomes
+    assert later == 7
