@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real services and the shared conformance corpus are.
+"""Shared fixtures: the real services, the shared conformance corpus, a test PKI.
 
 Integration tests talk to the real RabbitMQ and PostgreSQL. Outside CI a missing
 service skips those tests with the reason; with ``CI=true`` it fails them.
@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.test_signing_helpers import SigningPki, make_pki
 
 RABBITMQ_URL = os.environ.get("AXIS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("AXIS_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
@@ -75,6 +77,12 @@ def management_base_url() -> str:
 def postgres_base_url() -> str:
     require_service("PostgreSQL", POSTGRES_URL.replace("postgresql+psycopg", "postgresql"), 5432)
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="module")
+def pki() -> SigningPki:
+    """A fresh test PKI per test module (RSA keys take a moment to generate)."""
+    return make_pki()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from envelopes.xmlsafe import parse_tree
 from signing.pki import Credential
 from signing.sign import sign_document, sign_package
 from signing.verify import VerifyPolicy, verify
-from tests.test_signing_helpers import DS_NS, LATER, SMALL_PACKAGE, SigningPki, edxml, make_pki
+from tests.test_signing_helpers import DS_NS, LATER, SMALL_PACKAGE, SigningPki, edxml
 
 TEMPLATE = f"""<ds:Signature xmlns:ds="{DS_NS}">
   <ds:SignedInfo>
@@ -47,11 +47,6 @@ def xmlsec1() -> str:
             pytest.fail("xmlsec1 is not installed (CI=true: it must be)")
         pytest.skip("xmlsec1 is not installed")
     return path
-
-
-@pytest.fixture(scope="module")
-def pki() -> SigningPki:
-    return make_pki()
 
 
 def _files(tmp_path: Path, credential: Credential, ca: Credential) -> tuple[Path, Path, Path]:

@@ -12,12 +12,7 @@ from cryptography.x509.oid import NameOID
 
 from axis.errors import InvalidOrganId
 from signing.pki import issue_agency, new_ca
-from tests.test_signing_helpers import NOW, SigningPki, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki() -> SigningPki:
-    return make_pki()
+from tests.test_signing_helpers import NOW, SigningPki
 
 
 def _ext(

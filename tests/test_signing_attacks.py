@@ -47,14 +47,9 @@ from signing.keys import PrivateKey, load_signing_key
 from signing.pki import issue_agency, new_ca
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
-from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE, SigningPki, ds, edxml, make_pki
+from tests.test_signing_helpers import LATER, NOW, SMALL_PACKAGE, SigningPki, ds, edxml
 
 SUBJECT = "Về việc kết nối liên thông"
-
-
-@pytest.fixture(scope="module")
-def pki() -> SigningPki:
-    return make_pki()
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from signing.keys import (
     load_signing_key,
     organ_id_of,
 )
-from tests.test_signing_helpers import SigningPki, make_pki
-
-
-@pytest.fixture(scope="module")
-def pki() -> SigningPki:
-    return make_pki()
+from tests.test_signing_helpers import SigningPki
 
 
 def _pem(key: object, password: bytes | None = None) -> bytes:

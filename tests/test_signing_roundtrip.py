@@ -31,14 +31,8 @@ from tests.test_signing_helpers import (
     ds,
     edxml,
     intermediate_chain,
-    make_pki,
     vendor_packages,
 )
-
-
-@pytest.fixture(scope="module")
-def pki() -> SigningPki:
-    return make_pki()
 
 
 def _policy(pki: SigningPki, mode: str, credential: Credential) -> VerifyPolicy:

@@ -24,7 +24,6 @@ from tests.test_signing_helpers import (
     SMALL_PACKAGE,
     SigningPki,
     edxml,
-    make_pki,
 )
 
 EXTRA_NS = "urn:example:declared-but-unused"
@@ -33,11 +32,6 @@ PACKAGE_WITH_EXTRA_NS = SMALL_PACKAGE.replace(
     f'<edXML xmlns="{EDXML_NS}">'.encode(),
     f'<edXML xmlns="{EDXML_NS}" xmlns:x="{EXTRA_NS}">'.encode(),
 )
-
-
-@pytest.fixture(scope="module")
-def pki() -> SigningPki:
-    return make_pki()
 
 
 @pytest.fixture(scope="module")
