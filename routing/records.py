@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from axis.receipts import Receipt, sign_receipt
@@ -93,56 +94,25 @@ def _trace_events(
     verdict: Accepted | Rejected, receipt: Receipt, now: datetime
 ) -> list[TraceEvent]:
     sub = verdict.submission
-    doc, mid = verdict.document_id or None, sub.message_id or ""
+    trace = functools.partial(
+        TraceEvent, at=now, message_id=sub.message_id or "", document_id=verdict.document_id or None
+    )
     organ = verdict.sender_organ or None
+    sender = sub.user_id or ""
     events = [
-        TraceEvent(
-            event="submitted",
-            at=now,
-            message_id=mid,
-            document_id=doc,
-            system_id=sub.user_id or "",
-            organ_id=organ,
-            detail=verdict.kind or sub.routing_key,
-        )
-    ]
+        trace(event="submitted", system_id=sender, organ_id=organ,
+              detail=verdict.kind or sub.routing_key),
+    ]  # fmt: skip
     if isinstance(verdict, Rejected):
-        events.append(
-            TraceEvent(
-                event="rejected",
-                at=now,
-                message_id=mid,
-                document_id=doc,
-                system_id=sub.user_id or "",
-                organ_id=organ,
-                error_code=verdict.code,
-                detail=verdict.error.reason,
-            )
-        )
+        events.append(trace(event="rejected", system_id=sender, organ_id=organ,
+                            error_code=verdict.code, detail=verdict.error.reason))  # fmt: skip
         return events
     code = verdict.status_code.value if verdict.status_code else None
-    events.append(
-        TraceEvent(
-            event="status" if code else "accepted",
-            at=now,
-            message_id=mid,
-            document_id=doc,
-            system_id=verdict.sender_system,
-            organ_id=organ,
-            status_code=code,
-            detail=receipt.receipt_id,
-        )
-    )
+    events.append(trace(event="status" if code else "accepted", system_id=verdict.sender_system,
+                        organ_id=organ, status_code=code, detail=receipt.receipt_id))  # fmt: skip
     events.extend(
-        TraceEvent(
-            event="published",
-            at=now,
-            message_id=mid,
-            document_id=doc,
-            system_id=d.system_id,
-            organ_id=",".join(d.organs),
-            status_code=code,
-        )
+        trace(event="published", system_id=d.system_id, organ_id=",".join(d.organs),
+              status_code=code)
         for d in verdict.deliveries
-    )
+    )  # fmt: skip
     return events
