@@ -37,6 +37,17 @@ from axis.registry import (
     normalize_fingerprint,
 )
 from axis.store_model import CERTS, CHANGES, DELIVS, EVENTS, ORGANS, SUBS, SYSTEMS, TABLES
+from axis.store_rows import (
+    certificate_info,
+    certificate_record,
+    delivery_record,
+    delivery_values,
+    event_record,
+    event_values,
+    submission_record,
+    submission_values,
+    utc,
+)
 from axis.store_values import (
     CertificateRecord,
     DeliveryRecord,
@@ -143,7 +154,7 @@ class Store:
         with self.engine.connect() as conn:
             certs: dict[str, dict[str, CertInfo]] = {}
             for cert in conn.execute(sa.select(CERTS)):
-                certs.setdefault(cert.system_id, {})[cert.fingerprint] = _cert_info(cert)
+                certs.setdefault(cert.system_id, {})[cert.fingerprint] = certificate_info(cert)
             systems = [
                 SystemInfo(row.system_id, row.name, row.active, certs.get(row.system_id, {}))
                 for row in conn.execute(sa.select(SYSTEMS))
@@ -168,7 +179,7 @@ class Store:
                 if existing.system_id != system_id:
                     raise CertificateInUse(
                         f"certificate {fingerprint} is registered to {existing.system_id}")
-                return _cert_record(existing)
+                return certificate_record(existing)
             values = {
                 "fingerprint": fingerprint, "system_id": system_id,
                 "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
@@ -177,12 +188,12 @@ class Store:
             }  # fmt: skip
             conn.execute(sa.insert(CERTS).values(**values))
             _registry_changed(conn)
-            return _cert_record(conn.execute(_cert_query(fingerprint)).one())
+            return certificate_record(conn.execute(_cert_query(fingerprint)).one())
 
     def list_certificates(self, system_id: str) -> list[CertificateRecord]:
-        query = sa.select(CERTS).where(CERTS.c.system_id == system_id)
+        query = sa.select(CERTS).where(CERTS.c.system_id == system_id).order_by(CERTS.c.not_before)
         with self.engine.connect() as conn:
-            return [_cert_record(row) for row in conn.execute(query.order_by(CERTS.c.not_before))]
+            return [certificate_record(row) for row in conn.execute(query)]
 
     def revoke_certificate(
         self, system_id: str, fingerprint: str, at: datetime | None = None
@@ -195,9 +206,9 @@ class Store:
                 raise UnknownAgency(f"no certificate {fingerprint} is registered to {system_id}")
             if row.revoked_at is None:
                 query = sa.update(CERTS).where(CERTS.c.fingerprint == fingerprint)
-                conn.execute(query.values(revoked_at=_to_db(at or _now())))
+                conn.execute(query.values(revoked_at=utc(at or _now())))
                 _registry_changed(conn)
-            return _cert_record(conn.execute(_cert_query(fingerprint)).one())
+            return certificate_record(conn.execute(_cert_query(fingerprint)).one())
 
     # submissions, deliveries and the trace
 
@@ -205,7 +216,7 @@ class Store:
         query = sa.select(SUBS).where(SUBS.c.user_id == user_id, SUBS.c.message_id == message_id)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _submission(row)
+        return None if row is None else submission_record(row)
 
     def count_submissions(self, outcome: str | None = None) -> int:
         """How many submissions are stored (of one ``outcome``, if given)."""
@@ -280,13 +291,13 @@ class Store:
             DELIVS.c.delivered_at.is_(None),
         )
         with self.engine.begin() as conn:
-            changed = conn.execute(query.values(delivered_at=_to_db(at), receipt=receipt))
+            changed = conn.execute(query.values(delivered_at=utc(at), receipt=receipt))
             return int(changed.rowcount)
 
     def add_events(self, events: Sequence[TraceEvent]) -> None:
         if events:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(EVENTS), [_event_values(e) for e in events])
+                conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
 
     def trace(self, document_id_or_message_id: str) -> list[TraceEvent]:
         """Every event naming this document id or message id, in time order."""
@@ -295,7 +306,7 @@ class Store:
                                                EVENTS.c.message_id == key))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(EVENTS.c.at, EVENTS.c.id)).all()
-        return [_event(row) for row in rows]
+        return [event_record(row) for row in rows]
 
     def trace_document(self, document_id_or_message_id: str) -> list[TraceEvent]:
         """The whole timeline of a document, named by its id or by one consignment id."""
@@ -336,20 +347,21 @@ class Store:
         query = sa.select(SUBS).where(*_accepted_edoc(document_id)).order_by(SUBS.c.id).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _submission(row)
+        return None if row is None else submission_record(row)
 
     def deliveries(self, document_id: str) -> list[DeliveryRecord]:
         """The deliveries of the accepted edoc submissions of a document."""
         query = sa.select(DELIVS).join(SUBS).where(*_accepted_edoc(document_id))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(DELIVS.c.submission_id, DELIVS.c.system_id))
-            return [_delivery(row) for row in rows]
+            return [delivery_record(row) for row in rows]
 
     def submission_deliveries(self, submission_id: int) -> list[DeliveryRecord]:
         """The copies one stored submission was routed to."""
         query = sa.select(DELIVS).where(DELIVS.c.submission_id == submission_id)
         with self.engine.connect() as conn:
-            return [_delivery(row) for row in conn.execute(query.order_by(DELIVS.c.system_id))]
+            rows = conn.execute(query.order_by(DELIVS.c.system_id))
+            return [delivery_record(row) for row in rows]
 
     def get_receipt(self, user_id: str, message_id: str) -> bytes | None:
         query = sa.select(SUBS.c.receipt).where(
@@ -387,19 +399,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _to_db(value: datetime) -> datetime:
-    """UTC everywhere: SQLite keeps no time zone, so naive means UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _from_db(value: datetime) -> datetime:
-    return _to_db(value)
-
-
-def _opt(value: datetime | None) -> datetime | None:
-    return None if value is None else _to_db(value)
 
 
 def _system_query(system_id: str) -> sa.Select[Any]:
@@ -459,7 +458,7 @@ def _batches(
 def _system_record(conn: Connection, row: Row[Any]) -> SystemRecord:
     query = sa.select(ORGANS.c.organ_id).where(ORGANS.c.system_id == row.system_id)
     assigned = sorted(conn.execute(query).scalars(), key=lambda o: (o != row.system_id, o))
-    return SystemRecord(row.system_id, row.name, row.active, _from_db(row.created_at),
+    return SystemRecord(row.system_id, row.name, row.active, utc(row.created_at),
                         tuple(assigned))  # fmt: skip
 
 
@@ -468,22 +467,6 @@ def _load_certificate(pem: bytes) -> x509.Certificate:
         return x509.load_pem_x509_certificate(pem)
     except (ValueError, TypeError) as exc:
         raise InvalidKeyMaterial(f"not a PEM X.509 certificate: {exc}") from exc
-
-
-def _cert_record(row: Row[Any]) -> CertificateRecord:
-    return CertificateRecord(
-        row.fingerprint, row.system_id, row.pem.encode("ascii"), row.subject,
-        _from_db(row.not_before), _from_db(row.not_after), _opt(row.revoked_at),
-    )  # fmt: skip
-
-
-def _cert_info(row: Row[Any]) -> CertInfo:
-    return CertInfo(row.fingerprint, row.pem.encode("ascii"), _from_db(row.not_before),
-                    _from_db(row.not_after), row.revoked_at is not None)  # fmt: skip
-
-
-_SUB_FIELDS = ("user_id", "message_id", "kind", "sha256", "outcome", "document_id",
-               "sender_organ", "error_code", "reason")  # fmt: skip
 
 
 _INSERT_SUBMISSION = sa.insert(SUBS)
@@ -495,51 +478,10 @@ def _insert_submission(
     deliveries: Sequence[DeliveryRecord],
     events: Sequence[TraceEvent],
 ) -> SubmissionRecord:
-    result = conn.execute(_INSERT_SUBMISSION, _submission_values(record))
+    result = conn.execute(_INSERT_SUBMISSION, submission_values(record))
     new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     if deliveries:
-        conn.execute(sa.insert(DELIVS), [_delivery_values(d, new_id) for d in deliveries])
+        conn.execute(sa.insert(DELIVS), [delivery_values(d, new_id) for d in deliveries])
     if events:
-        conn.execute(sa.insert(EVENTS), [_event_values(e) for e in events])
+        conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
     return replace(record, id=new_id)
-
-
-def _submission_values(record: SubmissionRecord) -> dict[str, Any]:
-    values: dict[str, Any] = {name: getattr(record, name) for name in _SUB_FIELDS}
-    values.update(raw=record.raw, receipt=record.receipt, received_at=_to_db(record.received_at))
-    return values
-
-
-def _submission(row: Row[Any]) -> SubmissionRecord:
-    values = {name: getattr(row, name) for name in _SUB_FIELDS}
-    return SubmissionRecord(id=row.id, raw=bytes(row.raw), receipt=bytes(row.receipt),
-                            received_at=_from_db(row.received_at), **values)  # fmt: skip
-
-
-def _delivery_values(delivery: DeliveryRecord, submission_id: int) -> dict[str, Any]:
-    return {"submission_id": submission_id, "system_id": delivery.system_id,
-            "organs": ",".join(delivery.organs), "published_at": _to_db(delivery.published_at),
-            "delivered_at": _opt(delivery.delivered_at)}  # fmt: skip
-
-
-def _delivery(row: Row[Any]) -> DeliveryRecord:
-    return DeliveryRecord(
-        submission_id=row.submission_id, system_id=row.system_id,
-        organs=tuple(o for o in row.organs.split(",") if o),
-        published_at=_from_db(row.published_at), delivered_at=_opt(row.delivered_at),
-    )  # fmt: skip
-
-
-_EVENT_FIELDS = ("event", "document_id", "message_id", "system_id", "organ_id", "status_code",
-                 "error_code", "detail")  # fmt: skip
-
-
-def _event_values(event: TraceEvent) -> dict[str, Any]:
-    values: dict[str, Any] = {name: getattr(event, name) for name in _EVENT_FIELDS}
-    values["at"] = _to_db(event.at)
-    return values
-
-
-def _event(row: Row[Any]) -> TraceEvent:
-    values = {name: getattr(row, name) for name in _EVENT_FIELDS}
-    return TraceEvent(id=row.id, at=_from_db(row.at), **values)
