@@ -47,14 +47,13 @@ _PARSER = etree.XMLParser(
 _INCLUSIVE_NAMESPACES = f"{{{SIGNXML_NAMESPACES['ec']}}}InclusiveNamespaces"
 
 
-class _RootToCopy:
-    """What :meth:`_TreeVerifier._tostring` hands back for a document root."""
+class _DocumentRoot:
+    """A document root on its way from :meth:`_TreeVerifier._tostring` to ``_fromstring``."""
 
-    __slots__ = ("copy", "root")
+    __slots__ = ("root",)
 
-    def __init__(self, root: etree._Element, *, copy: bool) -> None:
+    def __init__(self, root: etree._Element) -> None:
         self.root = root
-        self.copy = copy
 
 
 class _TreeVerifier(XMLVerifier):
@@ -74,7 +73,7 @@ class _TreeVerifier(XMLVerifier):
 
     def __init__(self) -> None:
         super().__init__()
-        self._own_roots: list[etree._Element] = []
+        self._copies: list[etree._Element] = []
 
     def get_root(self, data: object) -> etree._Element:
         if isinstance(data, etree._Element) and data.getparent() is None:
@@ -84,16 +83,16 @@ class _TreeVerifier(XMLVerifier):
 
     def _tostring(self, xml_node: object, **kwargs: object) -> object:
         if not kwargs and isinstance(xml_node, etree._Element) and xml_node.getparent() is None:
-            own = any(xml_node is mine for mine in self._own_roots)
-            return _RootToCopy(xml_node, copy=not own)
+            return _DocumentRoot(xml_node)
         return super()._tostring(xml_node, **kwargs)  # type: ignore[no-untyped-call]
 
     def _fromstring(self, xml_string: object, **kwargs: object) -> etree._Element:
-        if isinstance(xml_string, _RootToCopy):
-            if not xml_string.copy:  # a copy only this verifier holds: copying it again is waste
-                return xml_string.root
-            self._own_roots.append(copy.deepcopy(xml_string.root))
-            return self._own_roots[-1]
+        if isinstance(xml_string, _DocumentRoot):
+            root = xml_string.root
+            if any(root is mine for mine in self._copies):  # only we hold it: no second copy
+                return root
+            self._copies.append(copy.deepcopy(root))
+            return self._copies[-1]
         node: etree._Element = super()._fromstring(xml_string, **kwargs)  # type: ignore[no-untyped-call]
         return node
 
