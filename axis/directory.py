@@ -28,8 +28,9 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from axis.errors import DirectoryImportError, InvalidOrganId
+from axis.errors import DirectoryImportError
 from axis.registry import OrganRow
+from envelopes.errors import InvalidOrganId
 from envelopes.ids import validate_organ_id
 
 REQUIRED_COLUMNS = ("organ_id", "name")

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the hub. Every label comes from a bounded set."""
+"""Prometheus metrics of the hub (a :class:`routing.ports.HubMonitor`). Every label comes
+from a bounded set."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ class HubMetrics:
             "axis_in_flight", "Submissions being processed now.", registry=self.registry
         )
         self._known_codes = frozenset(error_codes())
+
+    def started(self) -> None:
+        self.in_flight.inc()
+
+    def finished(self, seconds: float) -> None:
+        self.in_flight.dec()
+        self.processing.observe(seconds)
+
+    def duplicate(self) -> None:
+        self.duplicates.inc()
 
     def rejected(self, kind: str, code: str) -> None:
         """Count one rejection; unknown codes and kinds fold into bounded values."""

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from axis.errors import InvalidKeyMaterial, PkiExists
+from axis.errors import PkiExists
 from envelopes.ids import validate_organ_id
+from signing.errors import InvalidKeyMaterial
 from signing.keys import SigningKey, load_signing_key
 from signing.pki import Credential, issue_agency, issue_hub, new_ca
 

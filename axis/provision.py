@@ -17,16 +17,15 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from axis.errors import BrokerUnreachable, ManagementApiError
-from routing.topology import (
+from routing.contract import (
     DEAD_EXCHANGE,
     DELIVER_EXCHANGE,
     EXCHANGE_TYPES,
     QUERY_EXCHANGE,
     SUBMIT_EXCHANGE,
-    hub_queues,
-    inbox_arguments,
     inbox_queue_name,
 )
+from routing.topology import hub_queues, inbox_arguments
 
 NOTHING = "^$"
 SYSTEM_WRITE = f"^({re.escape(SUBMIT_EXCHANGE)}|{re.escape(QUERY_EXCHANGE)})$"

@@ -3,48 +3,28 @@
 A receipt is a small XML document in the Axis receipt namespace, signed by the hub
 with an enveloped XMLDSig (verifiable by ``xmlsec1`` with the hub certificate).
 Building, reading and verifying receipts is pure: ids, times and keys come in as
-arguments.
+arguments. What a receipt states (:class:`routing.values.Receipt`) is the hub
+pipeline's value; :class:`HubReceiptSigner` is the signer the pipeline is given
+(:class:`routing.ports.ReceiptSigner`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 from lxml import etree
 
 from axis.errors import ReceiptMalformed, ReceiptPackageMismatch
 from envelopes.xmlsafe import XmlLimits, parse_tree
+from routing.values import RECEIPT_EVENTS, Receipt, sha256_hex
 from signing.keys import SigningKey, fingerprint
 from signing.sign import sign_document
 from signing.verify import VerifyPolicy, verify
 
 RECEIPT_NS = "urn:axis:receipt:1"
-Event = Literal["accepted", "rejected", "delivered"]
-EVENTS: tuple[Event, ...] = ("accepted", "rejected", "delivered")
 _RECEIPT_LIMITS = XmlLimits(max_bytes=1024 * 1024, max_depth=16)
 _Q = f"{{{RECEIPT_NS}}}"
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What a receipt states. ``error_code``/``reason`` are set only for ``rejected``."""
-
-    receipt_id: str
-    event: Event
-    message_id: str
-    package_sha256: str
-    hub_time: datetime
-    sender_system: str = ""
-    sender_organ: str = ""
-    document_id: str = ""
-    recipients: tuple[str, ...] = ()
-    error_code: str = ""
-    reason: str = ""
-    kind: str = "edoc"
-    recipient_system: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +36,6 @@ class VerifiedReceipt:
     signer_fingerprint: str
     raw: bytes = field(default=b"", repr=False)
 
-
-def sha256_hex(data: bytes) -> str:
-    """Lowercase hex SHA-256, the digest receipts name packages by."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def receipt_xml(receipt: Receipt) -> bytes:
@@ -92,12 +68,23 @@ def sign_receipt(receipt: Receipt, hub_key: SigningKey) -> bytes:
     return sign_document(receipt_xml(receipt), hub_key)
 
 
+@dataclass(frozen=True, slots=True)
+class HubReceiptSigner:
+    """Signs the hub's receipts with its key (a :class:`routing.ports.ReceiptSigner`)."""
+
+    key: SigningKey
+
+    def sign(self, receipt: Receipt) -> bytes:
+        """The receipt, signed by the hub."""
+        return sign_receipt(receipt, self.key)
+
+
 def read_receipt(root: etree._Element) -> Receipt:
     """The receipt a (verified) tree states; malformed content raises ``ReceiptMalformed``."""
     if root.tag != _Q + "Receipt":
         raise ReceiptMalformed(f"root element is {root.tag!r}, not an Axis receipt")
     event = _required(root, "Event")
-    if event not in EVENTS:
+    if event not in RECEIPT_EVENTS:
         raise ReceiptMalformed(f"unknown receipt event {event!r}", path="/Receipt/Event")
     error = root.find(_Q + "Error")
     recipients = root.find(_Q + "Recipients")
@@ -192,17 +179,3 @@ def _parse_time(text: str) -> datetime:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:
         raise ReceiptMalformed(f"HubTime {text!r} is not a UTC timestamp") from None
-
-
-__all__ = [
-    "EVENTS",
-    "RECEIPT_NS",
-    "Receipt",
-    "VerifiedReceipt",
-    "describe",
-    "read_receipt",
-    "receipt_xml",
-    "sha256_hex",
-    "sign_receipt",
-    "verify_receipt",
-]

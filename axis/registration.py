@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from axis.errors import AgencyExists, InvalidKeyMaterial
+from axis.errors import AgencyExists
 from axis.provision import Management, generate_password
 from axis.registry import check_organ_id
 from axis.settings import Settings
 from axis.store import Store
-from routing.topology import inbox_queue_name
+from routing.contract import inbox_queue_name
+from signing.errors import InvalidKeyMaterial
 from signing.keys import load_certificate, organ_id_of
 
 

@@ -4,42 +4,25 @@ SQLite (WAL, busy timeout) by default, PostgreSQL by URL, with the same code.
 Methods are synchronous; the async hub calls them in a worker thread. Plain frozen
 dataclasses cross this API, never ORM objects. Routing never queries per message:
 it reads the :class:`~axis.registry.RegistrySnapshot` from :meth:`Store.load_snapshot`.
+The registry half lives in :mod:`axis.store_registry`; this class adds what the hub
+pipeline records, and implements :class:`routing.ports.HubStore`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from axis.errors import (
-    AgencyExists,
-    CertificateInUse,
-    InvalidKeyMaterial,
-    OrganAlreadyServed,
-    UnknownAgency,
-)
-from axis.registry import (
-    CertInfo,
-    OrganRow,
-    RegistrySnapshot,
-    SystemInfo,
-    build_snapshot,
-    normalize_fingerprint,
-)
-from axis.store_model import CERTS, CHANGES, DELIVS, EVENTS, ORGANS, SUBS, SYSTEMS, TABLES
+from axis.store_model import DELIVS, EVENTS, SUBS, TABLES
+from axis.store_registry import RegistryStore
 from axis.store_rows import (
-    certificate_info,
-    certificate_record,
     delivery_record,
     delivery_values,
     event_record,
@@ -48,30 +31,17 @@ from axis.store_rows import (
     submission_values,
     utc,
 )
-from axis.store_values import (
-    CertificateRecord,
+from routing.values import (
     DeliveryRecord,
+    DocumentParties,
     DuplicateSubmission,
     NewSubmission,
     SubmissionRecord,
-    SystemRecord,
     TraceEvent,
 )
-from envelopes.ids import validate_organ_id
-
-if TYPE_CHECKING:
-    from routing.decide import DocumentParties
-
-__all__ = [
-    "CertificateRecord", "DeliveryRecord", "DuplicateSubmission", "NewSubmission", "OrganRow",
-    "Store",
-    "SubmissionRecord", "SystemRecord", "TraceEvent",
-]  # fmt: skip
-
-# -- the store ---------------------------------------------------------------------------
 
 
-class Store:
+class Store(RegistryStore):
     """The hub database behind a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``)."""
 
     def __init__(self, url: str) -> None:
@@ -85,130 +55,6 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-    # systems and organs
-
-    def add_system(self, system_id: str, name: str, serves: Sequence[str] = ()) -> None:
-        """Register a system operated by organ ``system_id`` and explicitly serving ``serves``.
-
-        Organs missing from the directory are created (named after the system for its
-        own organ); a later directory import fills in their names and parents.
-        """
-        wanted = [validate_organ_id(system_id), *map(validate_organ_id, serves)]
-        organs = list(dict.fromkeys(wanted))
-        try:
-            with self.engine.begin() as conn:
-                if conn.execute(_system_query(system_id)).first() is not None:
-                    raise AgencyExists(f"system {system_id} is already registered")
-                conn.execute(sa.insert(SYSTEMS).values(
-                    system_id=system_id, name=name, active=True, created_at=_now()))
-                for organ in organs:
-                    _assign(conn, organ, system_id, name if organ == system_id else organ)
-                _registry_changed(conn)
-        except IntegrityError as exc:
-            raise AgencyExists(f"system {system_id} is already registered") from exc
-
-    def get_system(self, system_id: str) -> SystemRecord | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(_system_query(system_id)).first()
-            return None if row is None else _system_record(conn, row)
-
-    def list_systems(self) -> list[SystemRecord]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(SYSTEMS).order_by(SYSTEMS.c.system_id)).all()
-            return [_system_record(conn, row) for row in rows]
-
-    def set_system_active(self, system_id: str, active: bool) -> None:
-        """Suspend (False) or resume (True) a system; raises :class:`UnknownAgency`."""
-        with self.engine.begin() as conn:
-            query = sa.update(SYSTEMS).where(SYSTEMS.c.system_id == system_id)
-            if conn.execute(query.values(active=active)).rowcount == 0:
-                raise UnknownAgency(f"no system {system_id} is registered")
-            _registry_changed(conn)
-
-    def import_organs(self, rows: Iterable[OrganRow], batch_size: int = 5000) -> int:
-        """Upsert directory rows by ``organ_id`` in one transaction; return rows read.
-
-        Names and parents are replaced (a repeated id: the last row wins); explicit
-        system assignments are kept.
-        """
-        counter = [0]
-        with self.engine.begin() as conn:
-            statement = _organ_upsert(conn)
-            for batch in _batches(rows, batch_size, counter):
-                conn.execute(statement, batch)
-            _registry_changed(conn)
-        return counter[0]
-
-    def registry_version(self) -> int:
-        """A number that moves whenever systems, organs or certificates change.
-
-        Cheap enough to poll: a hub reloads its snapshot only when this moved.
-        """
-        # A count, not the highest id: on PostgreSQL a lower id may commit after a higher one.
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(CHANGES)).scalar_one())
-
-    def load_snapshot(self) -> RegistrySnapshot:
-        """Read the whole registry into an immutable in-memory snapshot."""
-        with self.engine.connect() as conn:
-            certs: dict[str, dict[str, CertInfo]] = {}
-            for cert in conn.execute(sa.select(CERTS)):
-                certs.setdefault(cert.system_id, {})[cert.fingerprint] = certificate_info(cert)
-            systems = [
-                SystemInfo(row.system_id, row.name, row.active, certs.get(row.system_id, {}))
-                for row in conn.execute(sa.select(SYSTEMS))
-            ]
-            columns = (ORGANS.c.organ_id, ORGANS.c.name, ORGANS.c.parent_id, ORGANS.c.system_id)
-            organs = conn.execute(sa.select(*columns)).all()
-        assigned = {organ: system for organ, _, _, system in organs if system is not None}
-        rows = (OrganRow(organ, name, parent) for organ, name, parent, _ in organs)
-        return build_snapshot(systems, rows, assigned)
-
-    # certificates
-
-    def add_certificate(self, system_id: str, pem: bytes) -> CertificateRecord:
-        """Register a signing certificate (PEM) to a system; idempotent for the same system."""
-        cert = _load_certificate(pem)
-        fingerprint = cert.fingerprint(hashes.SHA256()).hex()
-        with self.engine.begin() as conn:
-            if conn.execute(_system_query(system_id)).first() is None:
-                raise UnknownAgency(f"no system {system_id} is registered")
-            existing = conn.execute(_cert_query(fingerprint)).first()
-            if existing is not None:
-                if existing.system_id != system_id:
-                    raise CertificateInUse(
-                        f"certificate {fingerprint} is registered to {existing.system_id}")
-                return certificate_record(existing)
-            values = {
-                "fingerprint": fingerprint, "system_id": system_id,
-                "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-                "subject": cert.subject.rfc4514_string(), "revoked_at": None,
-                "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
-            }  # fmt: skip
-            conn.execute(sa.insert(CERTS).values(**values))
-            _registry_changed(conn)
-            return certificate_record(conn.execute(_cert_query(fingerprint)).one())
-
-    def list_certificates(self, system_id: str) -> list[CertificateRecord]:
-        query = sa.select(CERTS).where(CERTS.c.system_id == system_id).order_by(CERTS.c.not_before)
-        with self.engine.connect() as conn:
-            return [certificate_record(row) for row in conn.execute(query)]
-
-    def revoke_certificate(
-        self, system_id: str, fingerprint: str, at: datetime | None = None
-    ) -> CertificateRecord:
-        """Mark a system's certificate revoked (the first revocation time is kept)."""
-        fingerprint = normalize_fingerprint(fingerprint)
-        with self.engine.begin() as conn:
-            row = conn.execute(_cert_query(fingerprint)).first()
-            if row is None or row.system_id != system_id:
-                raise UnknownAgency(f"no certificate {fingerprint} is registered to {system_id}")
-            if row.revoked_at is None:
-                query = sa.update(CERTS).where(CERTS.c.fingerprint == fingerprint)
-                conn.execute(query.values(revoked_at=utc(at or _now())))
-                _registry_changed(conn)
-            return certificate_record(conn.execute(_cert_query(fingerprint)).one())
 
     # submissions, deliveries and the trace
 
@@ -325,8 +171,6 @@ class Store:
 
     def document_parties(self, document_id: str) -> DocumentParties | None:
         """Sender (system, organ) and recipient systems → organs of an accepted document."""
-        from routing.decide import DocumentParties  # the hub pipeline owns this value type
-
         original = self.find_document(document_id)
         if original is None:
             return None
@@ -371,11 +215,8 @@ class Store:
         return None if receipt is None else bytes(receipt)
 
 
+
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _registry_changed(conn: Connection) -> None:
-    conn.execute(sa.insert(CHANGES).values(at=_now()))
 
 
 def _make_engine(url: str) -> Engine:
@@ -397,76 +238,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _system_query(system_id: str) -> sa.Select[Any]:
-    return sa.select(SYSTEMS).where(SYSTEMS.c.system_id == system_id)
-
-
-def _cert_query(fingerprint: str) -> sa.Select[Any]:
-    return sa.select(CERTS).where(CERTS.c.fingerprint == fingerprint)
-
-
 def _accepted_edoc(document_id: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (SUBS.c.document_id == document_id, SUBS.c.outcome == "accepted",
             SUBS.c.kind == "edoc")  # fmt: skip
 
 
-def _assign(conn: Connection, organ: str, system_id: str, default_name: str) -> None:
-    current = conn.execute(sa.select(ORGANS.c.system_id).where(ORGANS.c.organ_id == organ))
-    row = current.first()
-    if row is None:
-        conn.execute(sa.insert(ORGANS).values(
-            organ_id=organ, name=default_name, parent_id=None, system_id=system_id))
-    elif row.system_id not in (None, system_id):
-        raise OrganAlreadyServed(f"organ {organ} is already served by system {row.system_id}")
-    else:
-        query = sa.update(ORGANS).where(ORGANS.c.organ_id == organ)
-        conn.execute(query.values(system_id=system_id))
-
-
-def _organ_upsert(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(ORGANS)
-    return statement.on_conflict_do_update(
-        index_elements=[ORGANS.c.organ_id],
-        set_={"name": statement.excluded.name, "parent_id": statement.excluded.parent_id},
-    )
-
-
-def _batches(
-    rows: Iterable[OrganRow], size: int, counter: list[int]
-) -> Iterator[list[dict[str, Any]]]:
-    # Deduplicated per batch: one statement must not upsert the same key twice.
-    batch: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        counter[0] += 1
-        validate_organ_id(row.organ_id)
-        if row.parent_id is not None:
-            validate_organ_id(row.parent_id)
-        batch[row.organ_id] = {"organ_id": row.organ_id, "name": row.name,
-                               "parent_id": row.parent_id}  # fmt: skip
-        if len(batch) >= size:
-            yield list(batch.values())
-            batch = {}
-    if batch:
-        yield list(batch.values())
-
-
-def _system_record(conn: Connection, row: Row[Any]) -> SystemRecord:
-    query = sa.select(ORGANS.c.organ_id).where(ORGANS.c.system_id == row.system_id)
-    assigned = sorted(conn.execute(query).scalars(), key=lambda o: (o != row.system_id, o))
-    return SystemRecord(row.system_id, row.name, row.active, utc(row.created_at),
-                        tuple(assigned))  # fmt: skip
-
-
-def _load_certificate(pem: bytes) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(pem)
-    except (ValueError, TypeError) as exc:
-        raise InvalidKeyMaterial(f"not a PEM X.509 certificate: {exc}") from exc
 
 
 _INSERT_SUBMISSION = sa.insert(SUBS)

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from axis.registry import CertInfo
-from axis.store_values import CertificateRecord, DeliveryRecord, SubmissionRecord, TraceEvent
+from axis.store_values import CertificateRecord
+from routing.values import DeliveryRecord, SubmissionRecord, TraceEvent
 
 
 def utc(value: datetime) -> datetime:

@@ -1,72 +1,13 @@
-"""A document's timeline, from the hub's trace events (pure).
+"""A document's timeline in words (pure).
 
-The hub answers trace queries with :func:`timeline_json`; the CLI renders the
-same JSON with :func:`render_timeline`, whether it came over AMQP or, for an
-operator, straight from the store.
+The hub answers trace queries with :func:`routing.contract.timeline_json`; the CLI
+renders the same JSON with :func:`render_timeline`, whether it came over AMQP or,
+for an operator, straight from the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, Protocol
-
-from envelopes.status_codes import StatusCode
-
-
-class EventLike(Protocol):
-    """What a timeline reads of a trace event (``axis.store.TraceEvent`` has it)."""
-
-    @property
-    def event(self) -> str: ...
-    @property
-    def document_id(self) -> str | None: ...
-    @property
-    def message_id(self) -> str: ...
-    @property
-    def system_id(self) -> str: ...
-    @property
-    def organ_id(self) -> str | None: ...
-    @property
-    def status_code(self) -> str | None: ...
-    @property
-    def error_code(self) -> str | None: ...
-    @property
-    def detail(self) -> str | None: ...
-    @property
-    def at(self) -> datetime: ...
-
-
-def timeline_json(events: Sequence[EventLike]) -> dict[str, Any]:
-    """``{"document_id", "message_ids", "events": [...]}`` in time order."""
-    ordered = list(events)
-    return {
-        "document_id": next((e.document_id for e in ordered if e.document_id), None),
-        "message_ids": sorted({e.message_id for e in ordered if e.message_id}),
-        "events": [_event_json(e) for e in ordered],
-    }
-
-
-def _event_json(e: EventLike) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "at": e.at.isoformat(),
-        "event": e.event,
-        "system": e.system_id,
-        "organ": e.organ_id,
-        "message_id": e.message_id,
-    }
-    if e.status_code:
-        item["status_code"] = e.status_code
-        try:
-            code = StatusCode(e.status_code)
-            item["status_vi"], item["status_en"] = code.vi, code.en
-        except ValueError:
-            pass
-    if e.error_code:
-        item["error_code"] = e.error_code
-        item["reason"] = e.detail
-    return item
-
+from typing import Any
 
 _VERBS = {
     "submitted": "submitted by",

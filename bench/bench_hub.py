@@ -49,7 +49,7 @@ from bench.hub_load import RELAY_IN, RELAY_OUT, LoadConfig, LoadResult, write_bo
 from bench.hub_profile import report_profile
 from envelopes.builder import build_package
 from envelopes.metadata import document_from_metadata
-from routing.topology import SUBMIT_EXCHANGE, SUBMIT_QUEUE, inbox_queue_name
+from routing.contract import SUBMIT_EXCHANGE, SUBMIT_QUEUE, inbox_queue_name
 from signing.sign import sign_package
 
 ROOT = Path(__file__).resolve().parents[1]

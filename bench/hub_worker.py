@@ -26,6 +26,7 @@ from typing import Any
 import routing.hub
 from axis.metrics import HubMetrics
 from axis.pki_files import load_credential
+from axis.receipts import HubReceiptSigner
 from axis.settings import Settings, load_settings
 from axis.store import Store
 from routing.hub import Hub, HubConfig
@@ -57,7 +58,9 @@ async def serve(settings: Settings) -> None:
         HubConfig(amqp_url=settings.amqp_url, prefetch=settings.prefetch,
                   max_submission_bytes=settings.max_submission_bytes,
                   queue_type=settings.queue_type),
-        store, load_credential(settings.hub_key_path, settings.hub_cert_path), HubMetrics())
+        store,
+        HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
+        HubMetrics())
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -12,7 +12,7 @@ import binascii
 import io
 import zipfile
 
-from axis.errors import InvalidAttachment
+from envelopes.errors import InvalidAttachment
 
 ZIP_MARKER = b"axis-edxml-zip/1"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)

@@ -13,8 +13,8 @@ from typing import Any
 
 from lxml import etree
 
-from axis.errors import InvalidMetadata, SchemaViolation
 from envelopes.attachments import encode_base64, zip_file
+from envelopes.errors import InvalidMetadata, SchemaViolation
 from envelopes.ids import date_text as _date_text
 from envelopes.ids import new_document_id
 from envelopes.metadata import document_from_metadata

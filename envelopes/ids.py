@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from axis.errors import InvalidOrganId
+from envelopes.errors import InvalidOrganId
 
 MAX_LENGTH = 35
 QCVN_102_FORM = re.compile(r"[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}")

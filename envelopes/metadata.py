@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from axis.errors import InvalidMetadata
+from envelopes.errors import InvalidMetadata
 from envelopes.ids import is_organ_id, new_document_id
 from envelopes.model import (
     Attachment,

@@ -14,7 +14,6 @@ from typing import TypeVar, cast
 
 from lxml import etree
 
-from axis.errors import AxisError, InvalidAttachment, MalformedXml, SchemaViolation
 from envelopes.attachments import (
     attachment_label,
     decode_base64,
@@ -22,6 +21,7 @@ from envelopes.attachments import (
     unzip_builder_payload,
 )
 from envelopes.dates import parse_date, parse_timestamp
+from envelopes.errors import AxisError, InvalidAttachment, MalformedXml, SchemaViolation
 from envelopes.model import (
     NS,
     Attachment,

@@ -16,8 +16,8 @@ from typing import Any, Literal, cast
 
 from lxml import etree
 
-from axis.errors import SchemaViolation
 from envelopes.dates import DATE_LAYOUT, TIMESTAMP_LAYOUT, parse_date, parse_timestamp
+from envelopes.errors import SchemaViolation
 from envelopes.model import NS
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from lxml import etree
 
-from axis.errors import EnvelopeTooDeep, EnvelopeTooLarge, ForbiddenXmlConstruct, MalformedXml
+from envelopes.errors import EnvelopeTooDeep, EnvelopeTooLarge, ForbiddenXmlConstruct, MalformedXml
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 from lxml import etree
 
-from axis.errors import (
-    AxisError,
-    CertificateMismatch,
+from envelopes.errors import AxisError
+from envelopes.model import NS, DocumentPackage, Package, StatusPackage
+from envelopes.parser import package_kind, read_package
+from envelopes.schema import validate_tree
+from envelopes.status_codes import StatusCode
+from envelopes.xmlsafe import XmlLimits, parse_tree
+from routing.contract import SUBMISSION_KEYS
+from routing.errors import (
     CertificateNotRegistered,
     InvalidMessageId,
     MissingUserId,
@@ -38,13 +43,9 @@ from axis.errors import (
     UnknownRoutingKey,
     UnknownSystem,
 )
-from axis.receipts import sha256_hex
-from axis.registry import RegistrySnapshot
-from envelopes.model import NS, DocumentPackage, Package, StatusPackage
-from envelopes.parser import package_kind, read_package
-from envelopes.schema import validate_tree
-from envelopes.status_codes import StatusCode
-from envelopes.xmlsafe import XmlLimits, parse_tree
+from routing.ports import RegistryView
+from routing.values import DocumentParties, sha256_hex
+from signing.errors import CertificateMismatch
 from signing.keys import fingerprint
 from signing.verify import VerifyPolicy, verify
 
@@ -71,7 +72,7 @@ class TrustIndex:
     by_system: Mapping[str, tuple[x509.Certificate, ...]]
 
     @classmethod
-    def from_snapshot(cls, snapshot: RegistrySnapshot) -> TrustIndex:
+    def from_snapshot(cls, snapshot: RegistryView) -> TrustIndex:
         return cls(
             {
                 system_id: tuple(
@@ -87,7 +88,7 @@ class HubContext:
     """Everything the decision needs besides the submission."""
 
     now: datetime
-    registry: RegistrySnapshot
+    registry: RegistryView
     trust: TrustIndex
     max_bytes: int = 16 * 1024 * 1024
     max_depth: int = 64
@@ -149,18 +150,6 @@ class NeedsParties:
     sender_system: str
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentParties:
-    """Who sent a document and which systems received it (from the store)."""
-
-    document_id: str
-    sender_system: str
-    sender_organ: str
-    recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    message_id: str = ""
-    sha256: str = ""
-
-
 Verdict = Accepted | Rejected
 
 
@@ -182,7 +171,7 @@ def decide(sub: Submission, ctx: HubContext) -> Accepted | Rejected | NeedsParti
 
 
 def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejected | NeedsParties:
-    if sub.routing_key not in ("edoc", "status"):
+    if sub.routing_key not in SUBMISSION_KEYS:
         raise UnknownRoutingKey(f"routing key {sub.routing_key!r} is neither 'edoc' nor 'status'")
     if sub.message_id is None or not _MESSAGE_ID.match(sub.message_id):
         raise InvalidMessageId("message_id must be 1-128 printable ASCII characters")
@@ -222,7 +211,7 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
     )
 
 
-def _sender_system(sub: Submission, registry: RegistrySnapshot) -> str:
+def _sender_system(sub: Submission, registry: RegistryView) -> str:
     if not sub.user_id:
         raise MissingUserId("the message carries no user_id: the hub cannot bind it to a system")
     system = registry.system(sub.user_id)
@@ -257,7 +246,7 @@ def _verified_root(root: etree._Element, system_id: str, ctx: HubContext) -> etr
     return verified.root
 
 
-def _route_document(package: DocumentPackage, registry: RegistrySnapshot) -> tuple[Delivery, ...]:
+def _route_document(package: DocumentPackage, registry: RegistryView) -> tuple[Delivery, ...]:
     by_system: dict[str, list[str]] = {}
     for recipient in package.recipients:
         organ = recipient.organ_id

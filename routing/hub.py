@@ -26,14 +26,12 @@ from typing import TypeVar
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from axis.errors import DuplicateConflict
-from axis.metrics import HubMetrics
-from axis.receipts import Receipt, sha256_hex, sign_receipt
-from axis.store import DuplicateSubmission, NewSubmission, Store, SubmissionRecord, TraceEvent
 from envelopes.model import StatusPackage
 from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
+from routing.amqp import publish, publish_confirmed
 from routing.batching import Batcher
+from routing.contract import WireMessage, delivery_message, receipt_message
 from routing.decide import (
     Accepted,
     HubContext,
@@ -43,11 +41,18 @@ from routing.decide import (
     TrustIndex,
     route_status,
 )
-from routing.messages import delivery_message, publish_confirmed, receipt_message
+from routing.errors import DuplicateConflict
+from routing.ports import HubMonitor, HubStore, NoMonitor, ReceiptSigner
 from routing.queries import QueryHandler
-from routing.records import Records, decide_and_record, records_for
+from routing.records import Records, decide_and_record, delivered_records, records_for
 from routing.topology import Topology, declare_topology
-from signing.keys import SigningKey
+from routing.values import (
+    DuplicateSubmission,
+    NewSubmission,
+    Receipt,
+    SubmissionRecord,
+    sha256_hex,
+)
 
 log = logging.getLogger("axis.hub")
 T = TypeVar("T")
@@ -65,20 +70,24 @@ class HubConfig:
 
 
 class Hub:
-    """One hub worker. Several may compete on ``axis.submit``."""
+    """One hub worker. Several may compete on ``axis.submit``.
+
+    It is given its store, receipt signer and monitor (:mod:`routing.ports`);
+    ``axis serve`` assembles it from the service's implementations.
+    """
 
     def __init__(
         self,
         config: HubConfig,
-        store: Store,
-        hub_key: SigningKey,
-        metrics: HubMetrics | None = None,
+        store: HubStore,
+        signer: ReceiptSigner,
+        monitor: HubMonitor | None = None,
         clock: Callable[[], datetime] | None = None,
     ):
         self.config = config
         self.store = store
-        self.hub_key = hub_key
-        self.metrics = metrics or HubMetrics()
+        self.signer = signer
+        self.monitor: HubMonitor = monitor or NoMonitor()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
@@ -166,7 +175,7 @@ class Hub:
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
-        self.metrics.in_flight.inc()
+        self.monitor.started()
         started = asyncio.get_running_loop().time()
         try:
             await self._handle(message)
@@ -174,8 +183,7 @@ class Hub:
             log.exception("submission %s failed; returning it to the queue", message.message_id)
             await message.nack(requeue=True)
         finally:
-            self.metrics.in_flight.dec()
-            self.metrics.processing.observe(asyncio.get_running_loop().time() - started)
+            self.monitor.finished(asyncio.get_running_loop().time() - started)
             if task is not None:
                 self._in_flight.discard(task)
 
@@ -209,11 +217,11 @@ class Hub:
             max_bytes=self.config.max_submission_bytes,
         )
         receipt_id = str(uuid.uuid4())
-        verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.hub_key))
+        verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
         if isinstance(verdict, NeedsParties):
             parties = await self._in_io(self.store.document_parties, verdict.package.document_id)
             verdict = route_status(verdict, parties)
-            records = await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.hub_key)
+            records = await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.signer)
         assert records is not None  # a final verdict always comes with its records
         return verdict, records
 
@@ -227,9 +235,9 @@ class Hub:
         if isinstance(verdict, Accepted):
             await self._publish_deliveries(verdict)
             await self._after_status(verdict)
-            self.metrics.accepted(verdict.kind, len(verdict.deliveries))
+            self.monitor.accepted(verdict.kind, len(verdict.deliveries))
         else:
-            self.metrics.rejected(verdict.kind, verdict.code)
+            self.monitor.rejected(verdict.kind, verdict.code)
             log.info(
                 "rejected %s from %s: %s",
                 verdict.submission.message_id,
@@ -263,37 +271,12 @@ class Hub:
         if parties is None or verdict.sender_system not in parties.recipients:
             return
         now = self._clock()
-        receipt = Receipt(
-            receipt_id=str(uuid.uuid4()),
-            event="delivered",
-            kind="edoc",
-            message_id=parties.message_id,
-            package_sha256=parties.sha256,
-            hub_time=now,
-            sender_system=parties.sender_system,
-            sender_organ=parties.sender_organ,
-            document_id=verdict.document_id,
-            recipients=parties.recipients[verdict.sender_system],
-            recipient_system=verdict.sender_system,
-        )
-        receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
+        receipt, event = delivered_records(verdict, parties, str(uuid.uuid4()), now)
+        receipt_xml = await self._in_cpu(self.signer.sign, receipt)
         await self._in_io(
             self.store.mark_delivered, verdict.document_id, verdict.sender_system, now, receipt_xml
         )
-        await self._in_io(
-            self.store.add_events,
-            [
-                TraceEvent(
-                    event="delivered",
-                    at=now,
-                    message_id=receipt.message_id,
-                    system_id=verdict.sender_system,
-                    document_id=verdict.document_id,
-                    organ_id=",".join(receipt.recipients),
-                    detail=receipt.receipt_id,
-                )
-            ],
-        )
+        await self._in_io(self.store.add_events, [event])
         assert self._topology is not None
         await self._confirmed_publish(
             self._topology.deliver_exchange,
@@ -323,7 +306,7 @@ class Hub:
             await self._confirmed_publish(self._topology.deliver_exchange, msg, record.user_id)
         elif message.reply_to:
             # No system to bind the sender to: answer on its direct reply-to, if it gave one.
-            await self._topology.channel.default_exchange.publish(msg, message.reply_to)
+            await publish(self._topology.channel.default_exchange, msg, message.reply_to)
 
     async def _answer_duplicate(
         self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
@@ -331,7 +314,7 @@ class Hub:
         if existing.sha256 != sha256_hex(sub.body):
             await self._reject_conflict(message, sub, existing)
             return
-        self.metrics.duplicates.inc()
+        self.monitor.duplicate()
         if message.redelivered and existing.outcome == "accepted":
             # The first attempt may have died between persisting and publishing: publish
             # the stored routing again (recipients de-duplicate by delivery message id).
@@ -368,8 +351,8 @@ class Hub:
             error_code=error.code,
             reason=error.reason,
         )
-        receipt_xml = await self._in_cpu(sign_receipt, receipt, self.hub_key)
-        self.metrics.rejected(sub.routing_key, error.code)
+        receipt_xml = await self._in_cpu(self.signer.sign, receipt)
+        self.monitor.rejected(sub.routing_key, error.code)
         assert self._topology is not None
         await self._confirmed_publish(
             self._topology.deliver_exchange,
@@ -386,7 +369,7 @@ class Hub:
         await message.nack(requeue=False)
 
     async def _confirmed_publish(
-        self, exchange: aio_pika.abc.AbstractExchange, msg: aio_pika.Message, routing_key: str
+        self, exchange: aio_pika.abc.AbstractExchange, msg: WireMessage, routing_key: str
     ) -> None:
         await publish_confirmed(exchange, msg, routing_key)
 
@@ -397,7 +380,7 @@ class Hub:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
 
-_DecideItem = tuple[Submission, HubContext, str, SigningKey]
+_DecideItem = tuple[Submission, HubContext, str, ReceiptSigner]
 _Decided = tuple[Accepted | Rejected | NeedsParties, Records | None]
 
 

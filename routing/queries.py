@@ -13,12 +13,21 @@ import logging
 from concurrent.futures import Executor
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from axis.errors import AxisError, QueryRefused
-from axis.store import Store, TraceEvent
-from axis.trace import timeline_json
+from envelopes.errors import AxisError
+from routing.amqp import publish
+from routing.contract import (
+    OP_RECEIPT,
+    OP_TRACE,
+    answer_message,
+    answer_ok,
+    answer_refused,
+    timeline_json,
+)
+from routing.errors import QueryRefused
+from routing.ports import QueryStore
+from routing.values import TraceEvent
 
 log = logging.getLogger("axis.hub.query")
 
@@ -26,7 +35,7 @@ log = logging.getLogger("axis.hub.query")
 class QueryHandler:
     """Answers ``trace`` and ``receipt`` requests."""
 
-    def __init__(self, store: Store, channel: AbstractChannel, executor: Executor) -> None:
+    def __init__(self, store: QueryStore, channel: AbstractChannel, executor: Executor) -> None:
         self.store = store
         self.channel = channel
         self.executor = executor
@@ -40,15 +49,11 @@ class QueryHandler:
             answer = await loop.run_in_executor(
                 self.executor, answer_query, self.store, message.user_id, bytes(message.body)
             )
-            reply = aio_pika.Message(
-                body=json.dumps(answer).encode(),
-                content_type="application/json",
-                correlation_id=message.correlation_id,
-            )
-            await self.channel.default_exchange.publish(reply, message.reply_to)
+            reply = answer_message(answer, correlation_id=message.correlation_id)
+            await publish(self.channel.default_exchange, reply, message.reply_to)
 
 
-def answer_query(store: Store, asker: str | None, body: bytes) -> dict[str, Any]:
+def answer_query(store: QueryStore, asker: str | None, body: bytes) -> dict[str, Any]:
     """The JSON answer to one request; refusals are ``{"ok": false, "error": {...}}``."""
     try:
         if not asker:
@@ -60,16 +65,16 @@ def answer_query(store: Store, asker: str | None, body: bytes) -> dict[str, Any]
         if not isinstance(request, dict):
             raise QueryRefused("the query must be a JSON object")
         op = request.get("op")
-        if op == "trace":
-            return {"ok": True, **_trace(store, asker, str(request.get("id", "")))}
-        if op == "receipt":
-            return {"ok": True, **_receipts(store, asker, str(request.get("message_id", "")))}
-        raise QueryRefused(f"unknown query op {op!r}; use 'trace' or 'receipt'")
+        if op == OP_TRACE:
+            return answer_ok(_trace(store, asker, str(request.get("id", ""))))
+        if op == OP_RECEIPT:
+            return answer_ok(_receipts(store, asker, str(request.get("message_id", ""))))
+        raise QueryRefused(f"unknown query op {op!r}; use {OP_TRACE!r} or {OP_RECEIPT!r}")
     except AxisError as error:
-        return {"ok": False, "error": error.to_dict()}
+        return answer_refused(error)
 
 
-def _trace(store: Store, asker: str, ident: str) -> dict[str, Any]:
+def _trace(store: QueryStore, asker: str, ident: str) -> dict[str, Any]:
     events = _visible(store, asker, store.trace_document(ident))
     if not events:
         # The same answer for "unknown" and "not yours": no probing of others' documents.
@@ -77,7 +82,7 @@ def _trace(store: Store, asker: str, ident: str) -> dict[str, Any]:
     return timeline_json(events)
 
 
-def _visible(store: Store, asker: str, events: list[TraceEvent]) -> list[TraceEvent]:
+def _visible(store: QueryStore, asker: str, events: list[TraceEvent]) -> list[TraceEvent]:
     """All events of documents the asker is a party to; else only its own submissions'."""
     document_ids = {e.document_id for e in events if e.document_id}
     if any(asker in store.parties(doc) for doc in document_ids):
@@ -86,7 +91,7 @@ def _visible(store: Store, asker: str, events: list[TraceEvent]) -> list[TraceEv
     return [e for e in events if e.message_id in own]
 
 
-def _receipts(store: Store, asker: str, message_id: str) -> dict[str, Any]:
+def _receipts(store: QueryStore, asker: str, message_id: str) -> dict[str, Any]:
     record = store.find_submission(asker, message_id)
     if record is None:
         raise QueryRefused(f"system {asker} has no submission {message_id!r}")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from axis.receipts import Receipt, sign_receipt
-from axis.store_values import DeliveryRecord, SubmissionRecord, TraceEvent
 from routing.decide import Accepted, HubContext, NeedsParties, Rejected, Submission, decide
-from signing.keys import SigningKey
+from routing.ports import ReceiptSigner
+from routing.values import DeliveryRecord, DocumentParties, Receipt, SubmissionRecord, TraceEvent
 
 Records = tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]
 
 
 def decide_and_record(
-    sub: Submission, ctx: HubContext, receipt_id: str, hub_key: SigningKey
+    sub: Submission, ctx: HubContext, receipt_id: str, signer: ReceiptSigner
 ) -> tuple[Accepted | Rejected | NeedsParties, Records | None]:
     """:func:`~routing.decide.decide`, then :func:`records_for` a final verdict, in one call.
 
@@ -25,14 +24,14 @@ def decide_and_record(
     verdict = decide(sub, ctx)
     if isinstance(verdict, NeedsParties):
         return verdict, None
-    return verdict, records_for(verdict, receipt_id, ctx.now, hub_key)
+    return verdict, records_for(verdict, receipt_id, ctx.now, signer)
 
 
 def records_for(
-    verdict: Accepted | Rejected, receipt_id: str, now: datetime, hub_key: SigningKey
+    verdict: Accepted | Rejected, receipt_id: str, now: datetime, signer: ReceiptSigner
 ) -> Records:
     """What the store keeps of one verdict: the submission with its signed receipt,
-    its deliveries and its trace events (pure; the id, time and key come in)."""
+    its deliveries and its trace events (the id, time and signer come in)."""
     sub = verdict.submission
     accepted = isinstance(verdict, Accepted)
     receipt = Receipt(
@@ -49,7 +48,7 @@ def records_for(
         error_code="" if isinstance(verdict, Accepted) else verdict.code,
         reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
     )
-    receipt_bytes = sign_receipt(receipt, hub_key)
+    receipt_bytes = signer.sign(receipt)
     record = SubmissionRecord(
         id=None,
         user_id=sub.user_id or "",
@@ -116,3 +115,33 @@ def _trace_events(
         for d in verdict.deliveries
     )  # fmt: skip
     return events
+
+
+def delivered_records(
+    verdict: Accepted, parties: DocumentParties, receipt_id: str, now: datetime
+) -> tuple[Receipt, TraceEvent]:
+    """A recipient's status 01 (``verdict``) about a document: what the hub's "delivered"
+    receipt for the document's sender states, and the trace event recording it."""
+    receipt = Receipt(
+        receipt_id=receipt_id,
+        event="delivered",
+        kind="edoc",
+        message_id=parties.message_id,
+        package_sha256=parties.sha256,
+        hub_time=now,
+        sender_system=parties.sender_system,
+        sender_organ=parties.sender_organ,
+        document_id=verdict.document_id,
+        recipients=parties.recipients[verdict.sender_system],
+        recipient_system=verdict.sender_system,
+    )
+    event = TraceEvent(
+        event="delivered",
+        at=now,
+        message_id=receipt.message_id,
+        system_id=verdict.sender_system,
+        document_id=verdict.document_id,
+        organ_id=",".join(receipt.recipients),
+        detail=receipt.receipt_id,
+    )
+    return receipt, event

@@ -9,8 +9,9 @@
 
 ``axis.dead`` is a fanout exchange: dead-lettered messages keep their original routing
 key (``edoc``, a system id, ...), which a direct exchange would fail to route.
-Declarations are idempotent; the same arguments are used by
-:meth:`axis.provision.Management.declare_inbox` through the management API.
+The names are the wire contract's (:mod:`routing.contract`). Declarations are
+idempotent; the same arguments are used by ``axis.provision`` through the
+management API.
 """
 
 from __future__ import annotations
@@ -21,28 +22,24 @@ from typing import Any
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-SUBMIT_EXCHANGE = "axis.submit"
-SUBMIT_QUEUE = "axis.submit"
-DELIVER_EXCHANGE = "axis.deliver"
-QUERY_EXCHANGE = "axis.query"
-QUERY_QUEUE = "axis.query"
-DEAD_EXCHANGE = "axis.dead"
-DEAD_QUEUE = "axis.dead"
-EDOC_KEY = "edoc"
-STATUS_KEY = "status"
-QUERY_KEY = "query"
-INBOX_PREFIX = "axis.inbox."
+from routing.contract import (
+    DEAD_EXCHANGE,
+    DEAD_QUEUE,
+    DELIVER_EXCHANGE,
+    EDOC_KEY,
+    EXCHANGE_TYPES,
+    QUERY_EXCHANGE,
+    QUERY_KEY,
+    QUERY_QUEUE,
+    STATUS_KEY,
+    SUBMIT_EXCHANGE,
+    SUBMIT_QUEUE,
+    inbox_queue_name,
+)
+
 QUEUE_TYPES = ("quorum", "classic")
 # A submission that crashes the hub this many times is dead-lettered, not retried forever.
 SUBMIT_DELIVERY_LIMIT = 20
-
-EXCHANGE_TYPES: dict[str, str] = {
-    SUBMIT_EXCHANGE: "direct",
-    DELIVER_EXCHANGE: "direct",
-    QUERY_EXCHANGE: "direct",
-    DEAD_EXCHANGE: "fanout",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Topology:
@@ -56,11 +53,6 @@ class Topology:
     submit_queue: AbstractQueue
     query_queue: AbstractQueue
     dead_queue: AbstractQueue
-
-
-def inbox_queue_name(system_id: str) -> str:
-    """``axis.inbox.<system id>``."""
-    return INBOX_PREFIX + system_id
 
 
 def queue_arguments(

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import NameOID
 from signxml.algorithms import SignatureMethod
 
-from axis.errors import InvalidKeyMaterial
+from signing.errors import InvalidKeyMaterial
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 

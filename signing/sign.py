@@ -12,13 +12,9 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from signxml.exceptions import SignXMLException
 from signxml.signer import XMLSigner
 
-from axis.errors import (
-    MultipleSignatures,
-    ReferenceNotWholeDocument,
-    SchemaViolation,
-    SignatureError,
-)
+from envelopes.errors import SchemaViolation
 from envelopes.xmlsafe import parse_tree
+from signing.errors import MultipleSignatures, ReferenceNotWholeDocument, SignatureError
 from signing.keys import SigningKey
 from signing.structure import DS
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from axis.errors import (
+from signing.errors import (
     AlgorithmRefused,
     InvalidKeyMaterial,
     MultipleSignatures,

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
-from axis.errors import (
+from signing.errors import (
     AlgorithmRefused,
     CertificateMismatch,
     CertificateNotYetValid,

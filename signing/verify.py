@@ -22,8 +22,9 @@ from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLExcepti
 from signxml.util import namespaces as SIGNXML_NAMESPACES
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
-from axis.errors import AxisError, SignatureInvalid, UntrustedCertificate
+from envelopes.errors import AxisError
 from envelopes.xmlsafe import parse_tree
+from signing.errors import SignatureInvalid, UntrustedCertificate
 from signing.structure import (
     DIGEST_METHODS,
     SHA1_DIGEST_METHODS,

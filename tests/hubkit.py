@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from axis.client import AgencyClient, InboxItem
+from axis.client.agency import AgencyClient, InboxItem
+from axis.client.profile import Profile
 from axis.metrics import HubMetrics
 from axis.pki_files import AgencyPaths, PkiPaths, init_pki, issue_agency_files, load_credential
-from axis.profile import Profile
 from axis.provision import Management
+from axis.receipts import HubReceiptSigner
 from axis.registration import register_system
 from axis.settings import Settings, load_settings, write_default_config
 from axis.store import Store
@@ -51,13 +52,14 @@ class HubKit:
     management: Management
     hub: Hub | None = None
     agencies: dict[str, Agency] = field(default_factory=dict)
+    metrics: HubMetrics = field(default_factory=HubMetrics)
 
     async def start_hub(self, **config: Any) -> Hub:
         self.hub = Hub(
             HubConfig(amqp_url=self.settings.amqp_url, registry_refresh_seconds=0.5, **config),
             self.store,
-            load_credential(self.pki.hub_key, self.pki.hub_cert),
-            HubMetrics(),
+            HubReceiptSigner(load_credential(self.pki.hub_key, self.pki.hub_cert)),
+            self.metrics,
         )
         await self.hub.start()
         return self.hub

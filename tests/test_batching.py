@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from axis.store import DuplicateSubmission, NewSubmission, Store, SubmissionRecord
+from axis.store import Store
 from routing.batching import Batcher
+from routing.values import DuplicateSubmission, NewSubmission, SubmissionRecord
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 

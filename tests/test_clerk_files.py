@@ -10,13 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axis.client import InboxItem
+from axis.client.agency import InboxItem
+from axis.client.inbox_store import InboxStore
+from axis.client.profile import Profile, load_profile, profile_toml
 from axis.commands.clerk_io import check_message_id, client_amqp_url, sent_paths
-from axis.errors import InvalidMessageId, InvalidSettings
-from axis.inbox_store import InboxStore
-from axis.profile import Profile, load_profile, profile_toml
+from axis.errors import InvalidSettings
 from envelopes.builder import attachment_from_bytes, document_from_metadata
 from envelopes.model import DocumentPackage
+from routing.errors import InvalidMessageId
 
 
 def package(names: list[str], datas: list[bytes]) -> DocumentPackage:

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
-from axis.receipts import Receipt, sha256_hex, sign_receipt
+from axis.receipts import sign_receipt
 from cli import app
+from routing.values import Receipt, sha256_hex
 from signing.keys import fingerprint
 from signing.pki import Credential, issue_agency, issue_hub, new_ca
 

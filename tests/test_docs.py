@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from axis.provision import system_permissions
 from axis.settings import _ENV_OVERRIDES, Settings
 from cli import app
-from routing import messages, topology
+from routing import contract, topology
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -31,7 +31,7 @@ OWN_DOCS = (
     DOCS / "operator-guide.md",
     DOCS / "architecture.md",
 )
-HEADERS = sorted(v for k, v in vars(messages).items() if k.startswith("H_"))
+HEADERS = sorted(v for k, v in vars(contract).items() if k.startswith("H_"))
 
 # -- commands --------------------------------------------------------------------------
 
@@ -122,15 +122,15 @@ def test_quick_start_is_the_two_make_targets() -> None:
 def test_protocol_names_every_wire_name() -> None:
     text = (DOCS / "protocol.md").read_text(encoding="utf-8")
     names = [
-        topology.SUBMIT_EXCHANGE, topology.QUERY_EXCHANGE, topology.DELIVER_EXCHANGE,
-        topology.DEAD_EXCHANGE, topology.EDOC_KEY, topology.STATUS_KEY, topology.QUERY_KEY,
-        topology.inbox_queue_name("<system id>"), messages.TYPE_EDOC, messages.TYPE_STATUS,
-        messages.TYPE_RECEIPT, *HEADERS,
+        contract.SUBMIT_EXCHANGE, contract.QUERY_EXCHANGE, contract.DELIVER_EXCHANGE,
+        contract.DEAD_EXCHANGE, contract.EDOC_KEY, contract.STATUS_KEY, contract.QUERY_KEY,
+        contract.inbox_queue_name("<system id>"), contract.TYPE_EDOC, contract.TYPE_STATUS,
+        contract.TYPE_RECEIPT, *HEADERS,
     ]  # fmt: skip
     for name in names:
         assert f"`{name}`" in text, name
     assert f"`x-delivery-limit: {topology.SUBMIT_DELIVERY_LIMIT}`" in text
-    assert "**fanout** exchange" in text and topology.EXCHANGE_TYPES["axis.dead"] == "fanout"
+    assert "**fanout** exchange" in text and contract.EXCHANGE_TYPES["axis.dead"] == "fanout"
 
 
 def test_protocol_states_the_provisioned_permissions() -> None:
@@ -144,7 +144,8 @@ def test_protocol_states_the_provisioned_permissions() -> None:
 def test_protocol_receipt_example_matches_the_builder() -> None:
     from datetime import UTC, datetime
 
-    from axis.receipts import RECEIPT_NS, Receipt, receipt_xml
+    from axis.receipts import RECEIPT_NS, receipt_xml
+    from routing.values import Receipt
 
     text = (DOCS / "protocol.md").read_text(encoding="utf-8")
     assert RECEIPT_NS in text
@@ -178,8 +179,8 @@ def test_operator_guide_documents_every_setting_and_override() -> None:
 def test_asyncapi_declares_version_3_and_the_topology_names() -> None:
     text = ASYNCAPI.read_text(encoding="utf-8")
     assert re.search(r"^asyncapi: 3\.0\.0$", text, flags=re.MULTILINE)
-    for name in (topology.SUBMIT_EXCHANGE, topology.QUERY_EXCHANGE, topology.DELIVER_EXCHANGE,
-                 topology.DEAD_EXCHANGE):  # fmt: skip
+    for name in (contract.SUBMIT_EXCHANGE, contract.QUERY_EXCHANGE, contract.DELIVER_EXCHANGE,
+                 contract.DEAD_EXCHANGE):  # fmt: skip
         assert re.search(rf"^    address: {re.escape(name)}$", text, flags=re.MULTILINE), name
     for header in HEADERS:
         assert f"{header}:" in text, header
@@ -202,8 +203,8 @@ def test_asyncapi_parses_as_version_3(spec: dict[str, Any]) -> None:
 def test_asyncapi_channel_addresses_are_the_topology(spec: dict[str, Any]) -> None:
     addresses = {c["address"] for c in spec["channels"].values()}
     expected = {
-        topology.SUBMIT_EXCHANGE, topology.QUERY_EXCHANGE, topology.DELIVER_EXCHANGE,
-        topology.DEAD_EXCHANGE, topology.inbox_queue_name("{systemId}"), None,
+        contract.SUBMIT_EXCHANGE, contract.QUERY_EXCHANGE, contract.DELIVER_EXCHANGE,
+        contract.DEAD_EXCHANGE, contract.inbox_queue_name("{systemId}"), None,
     }  # fmt: skip
     assert addresses == expected
     for channel in spec["channels"].values():
@@ -211,7 +212,7 @@ def test_asyncapi_channel_addresses_are_the_topology(spec: dict[str, Any]) -> No
         if binding and binding["is"] == "routingKey":
             exchange = binding["exchange"]
             assert exchange["name"] == channel["address"]
-            assert exchange["type"] == topology.EXCHANGE_TYPES[exchange["name"]]
+            assert exchange["type"] == contract.EXCHANGE_TYPES[exchange["name"]]
 
 
 def test_asyncapi_routing_keys_are_the_topology(spec: dict[str, Any]) -> None:
@@ -220,7 +221,7 @@ def test_asyncapi_routing_keys_are_the_topology(spec: dict[str, Any]) -> None:
         for op in spec["operations"].values()
         for key in op.get("bindings", {}).get("amqp", {}).get("cc", [])
     }
-    assert keys == {topology.EDOC_KEY, topology.STATUS_KEY, topology.QUERY_KEY}
+    assert keys == {contract.EDOC_KEY, contract.STATUS_KEY, contract.QUERY_KEY}
 
 
 def test_asyncapi_headers_are_the_message_module(spec: dict[str, Any]) -> None:
@@ -229,7 +230,7 @@ def test_asyncapi_headers_are_the_message_module(spec: dict[str, Any]) -> None:
     receipt = set(schemas["receiptHeaders"]["properties"])
     assert delivery | receipt == set(HEADERS)
     assert receipt == {
-        messages.H_EVENT, messages.H_CONSIGNMENT, messages.H_DOCUMENT_ID, messages.H_ERROR_CODE,
+        contract.H_EVENT, contract.H_CONSIGNMENT, contract.H_DOCUMENT_ID, contract.H_ERROR_CODE,
     }  # fmt: skip
 
 

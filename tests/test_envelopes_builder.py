@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from axis.errors import InvalidMetadata, InvalidOrganId
 from envelopes.attachments import ZIP_MARKER
 from envelopes.builder import (
     attachment_from_bytes,
@@ -22,6 +21,7 @@ from envelopes.builder import (
     new_document_id,
     status_package,
 )
+from envelopes.errors import InvalidMetadata, InvalidOrganId
 from envelopes.ids import is_organ_id, validate_organ_id
 from envelopes.model import (
     BusinessDocType,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from axis.errors import InvalidAttachment
+from envelopes.errors import InvalidAttachment
 from envelopes.model import BusinessDocType, DocumentPackage, StatusPackage
 from envelopes.parser import package_kind, parse_package
 from envelopes.schema import explain, validate_tree

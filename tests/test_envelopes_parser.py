@@ -11,9 +11,9 @@ from datetime import date, datetime
 
 import pytest
 
-from axis.errors import AxisError, InvalidAttachment, MalformedXml, SchemaViolation
 from envelopes.attachments import ZIP_MARKER
 from envelopes.builder import attachment_from_bytes, build_package, document_from_metadata
+from envelopes.errors import AxisError, InvalidAttachment, MalformedXml, SchemaViolation
 from envelopes.model import NS, Attachment, DocumentPackage, StatusPackage
 from envelopes.parser import package_kind, parse_package, read_package
 from envelopes.status_codes import StatusCode

@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 import pytest
 
-from axis.errors import SchemaViolation
 from envelopes.builder import build_package, document_from_metadata, status_package
+from envelopes.errors import SchemaViolation
 from envelopes.model import Organization
 from envelopes.parser import package_kind, parse_package
 from envelopes.schema import explain, validate_tree

@@ -10,8 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from axis import errors
-from axis.errors import AxisError, all_error_classes, error_codes, error_for_code
+import axis.errors
+import envelopes.errors
+import routing.errors
+import signing.errors
+from axis.errors import all_error_classes, error_codes, error_for_code
+from envelopes.errors import AxisError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -111,11 +115,28 @@ def test_codes_are_unique_per_class() -> None:
     assert duplicated == [], duplicated
 
 
-def test_every_error_class_of_the_module_is_in_the_tree() -> None:
+ERROR_MODULES = (envelopes.errors, signing.errors, routing.errors, axis.errors)
+
+
+def test_every_error_class_of_the_error_modules_is_in_the_tree() -> None:
     declared = {
-        obj for obj in vars(errors).values() if isinstance(obj, type) and issubclass(obj, AxisError)
+        obj
+        for module in ERROR_MODULES
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, AxisError)
     }
     assert declared == set(all_error_classes())
+
+
+def test_each_error_is_defined_on_the_floor_that_raises_it() -> None:
+    # The base on the ground floor; a floor's module defines, never re-exports, its errors.
+    assert AxisError.__module__ == "envelopes.errors"
+    for module in ERROR_MODULES:
+        own = [obj for obj in vars(module).values()
+               if isinstance(obj, type) and issubclass(obj, AxisError)
+               and obj.__module__ == module.__name__]  # fmt: skip
+        assert own, module.__name__
+    assert {cls.__module__ for cls in all_error_classes()} == {m.__name__ for m in ERROR_MODULES}
 
 
 @pytest.mark.parametrize("cls", all_error_classes(), ids=lambda c: c.__name__)
@@ -160,7 +181,7 @@ def test_documented_codes_all_exist() -> None:
 
 
 def test_to_dict_shape_without_path() -> None:
-    error = errors.SubmissionTooLarge("too big", size=20, limit=10)
+    error = routing.errors.SubmissionTooLarge("too big", size=20, limit=10)
     assert error.to_dict() == {
         "code": "submission.too_large",
         "reason": "too big",
@@ -170,7 +191,7 @@ def test_to_dict_shape_without_path() -> None:
 
 
 def test_to_dict_keeps_path_and_scalars_but_drops_structures() -> None:
-    error = errors.DirectoryImportError(
+    error = axis.errors.DirectoryImportError(
         "2 bad lines", path="dir.csv", problems=[(2, "bad id")], count=2, flag=True, none=None
     )
     assert error.to_dict() == {
@@ -185,10 +206,10 @@ def test_to_dict_keeps_path_and_scalars_but_drops_structures() -> None:
 
 
 def test_str_names_code_reason_and_path() -> None:
-    assert str(errors.SchemaViolation("bad", path="/edXML/x")) == (
+    assert str(envelopes.errors.SchemaViolation("bad", path="/edXML/x")) == (
         "envelope.schema_violation: bad at /edXML/x"
     )
-    assert str(errors.MissingUserId("none")) == "sender.missing_user_id: none"
+    assert str(routing.errors.MissingUserId("none")) == "sender.missing_user_id: none"
 
 
 @given(

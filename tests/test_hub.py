@@ -11,11 +11,11 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from axis.client import AgencyClient
-from axis.errors import QueryRefused
+from axis.client.agency import AgencyClient
 from envelopes.builder import build_package
 from envelopes.model import DocumentPackage
 from envelopes.status_codes import StatusCode
+from routing.errors import QueryRefused
 from signing.sign import sign_package
 from tests.hubkit import HubKit, close_kit, document, make_kit, take
 
@@ -40,7 +40,7 @@ async def kit(
 
 
 async def receipt_for(agency_client: object, message_id: str) -> object:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
 
     assert isinstance(agency_client, AgencyClient)
     return await agency_client.wait_receipt(message_id, timeout=15)
@@ -129,7 +129,7 @@ async def raw_inbox(client: AgencyClient, want: int, kind: str, timeout: float =
 async def _rejection(
     kit: HubKit, body: bytes, sender_client: object, message_id: str, kind: str = "edoc"
 ) -> str:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
 
     assert isinstance(sender_client, AgencyClient)
     await sender_client.send(body, kind=kind, message_id=message_id)
@@ -298,7 +298,7 @@ async def test_metrics_count_outcomes_and_rejection_codes(kit: HubKit) -> None:
     assert kit.hub is not None
     # The receipt is published before the ack, and the timing is observed after it.
     for _ in range(100):
-        text = generate_latest(kit.hub.metrics.registry).decode()
+        text = generate_latest(kit.metrics.registry).decode()
         if "axis_processing_seconds_count 2.0" in text:
             break
         await asyncio.sleep(0.05)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from axis.errors import SignatureInvalid
 from envelopes.xmlsafe import parse_tree
+from signing.errors import SignatureInvalid
 from signing.pki import Credential
 from signing.sign import sign_document, sign_package
 from signing.verify import VerifyPolicy, verify

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from axis.errors import InvalidOrganId
+from envelopes.errors import InvalidOrganId
 from signing.pki import issue_agency, new_ca
 from tests.test_signing_helpers import NOW, SigningPki
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from axis.errors import InvalidKeyMaterial, InvalidOrganId, PkiExists
+from axis.errors import PkiExists
 from axis.pki_files import init_pki, issue_agency_files, load_credential, write_credential
+from envelopes.errors import InvalidOrganId
+from signing.errors import InvalidKeyMaterial
 from signing.keys import load_certificate, organ_id_of
 from signing.pki import new_ca
 from signing.sign import sign_package

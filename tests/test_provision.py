@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from axis.errors import BrokerUnreachable, ManagementApiError
 from axis.provision import Management, generate_password, system_permissions
-from routing.topology import (
+from routing.contract import (
     DELIVER_EXCHANGE,
     EDOC_KEY,
     QUERY_EXCHANGE,
@@ -26,9 +26,9 @@ from routing.topology import (
     STATUS_KEY,
     SUBMIT_EXCHANGE,
     SUBMIT_QUEUE,
-    declare_topology,
     inbox_queue_name,
 )
+from routing.topology import declare_topology
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from axis.errors import InvalidOrganId
 from axis.registry import (
     CertInfo,
     OrganRow,
@@ -19,6 +18,7 @@ from axis.registry import (
     normalize_fingerprint,
     resolve_serving,
 )
+from envelopes.errors import InvalidOrganId
 
 T = datetime(2025, 1, 1, tzinfo=UTC)
 FP = "ab" * 32

@@ -27,22 +27,20 @@ from signxml.algorithms import (
 )
 from signxml.signer import XMLSigner
 
-from axis.errors import (
+from envelopes.errors import AxisError, ForbiddenXmlConstruct, MalformedXml
+from envelopes.xmlsafe import parse_tree
+from signing.errors import (
     AlgorithmRefused,
-    AxisError,
     CertificateMismatch,
     CertificateNotYetValid,
     ExpiredCertificate,
-    ForbiddenXmlConstruct,
     InvalidKeyMaterial,
-    MalformedXml,
     MultipleSignatures,
     ReferenceNotWholeDocument,
     SignatureInvalid,
     SignatureMissing,
     UntrustedCertificate,
 )
-from envelopes.xmlsafe import parse_tree
 from signing.keys import PrivateKey, load_signing_key
 from signing.pki import issue_agency, new_ca
 from signing.sign import sign_package

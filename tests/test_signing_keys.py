@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from signxml.algorithms import SignatureMethod
 
-from axis.errors import InvalidKeyMaterial
+from signing.errors import InvalidKeyMaterial
 from signing.keys import (
     SigningKey,
     fingerprint,

@@ -11,13 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from axis.errors import (
-    ExpiredCertificate,
-    MultipleSignatures,
-    SchemaViolation,
-    SignatureMissing,
-)
+from envelopes.errors import SchemaViolation
 from envelopes.xmlsafe import parse_tree
+from signing.errors import ExpiredCertificate, MultipleSignatures, SignatureMissing
 from signing.pki import Credential
 from signing.sign import sign_document, sign_package
 from signing.verify import Verified, Verifier, VerifyPolicy, verify

@@ -13,8 +13,8 @@ from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod
 from signxml.signer import XMLSigner
 
-from axis.errors import SignatureInvalid
 from envelopes.xmlsafe import parse_tree
+from signing.errors import SignatureInvalid
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
 from tests.test_signing_helpers import (

@@ -16,23 +16,18 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 
-from axis.errors import (
-    AgencyExists,
-    CertificateInUse,
-    InvalidKeyMaterial,
-    InvalidOrganId,
-    OrganAlreadyServed,
-    UnknownAgency,
-)
-from axis.store import (
+from axis.errors import AgencyExists, CertificateInUse, OrganAlreadyServed, UnknownAgency
+from axis.registry import OrganRow
+from axis.store import Store
+from envelopes.errors import InvalidOrganId
+from routing.values import (
     DeliveryRecord,
     DuplicateSubmission,
     NewSubmission,
-    OrganRow,
-    Store,
     SubmissionRecord,
     TraceEvent,
 )
+from signing.errors import InvalidKeyMaterial
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 G22, H29, H41 = "000.00.00.G22", "000.00.00.H29", "000.00.00.H41"

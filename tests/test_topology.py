@@ -12,7 +12,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from axis.provision import Management
-from routing.topology import (
+from routing.contract import (
     DEAD_EXCHANGE,
     DEAD_QUEUE,
     DELIVER_EXCHANGE,
@@ -21,13 +21,15 @@ from routing.topology import (
     QUERY_KEY,
     QUERY_QUEUE,
     STATUS_KEY,
-    SUBMIT_DELIVERY_LIMIT,
     SUBMIT_EXCHANGE,
     SUBMIT_QUEUE,
+    inbox_queue_name,
+)
+from routing.topology import (
+    SUBMIT_DELIVERY_LIMIT,
     Topology,
     declare_inbox,
     declare_topology,
-    inbox_queue_name,
     queue_arguments,
 )
 

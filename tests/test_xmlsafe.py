@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from axis.errors import (
+from envelopes.builder import attachment_from_bytes, build_package, document_from_metadata
+from envelopes.errors import (
     AxisError,
     EnvelopeTooDeep,
     EnvelopeTooLarge,
     ForbiddenXmlConstruct,
     MalformedXml,
 )
-from envelopes.builder import attachment_from_bytes, build_package, document_from_metadata
 from envelopes.parser import parse_package
 from envelopes.xmlsafe import XmlLimits, parse_tree, recover_tree
 

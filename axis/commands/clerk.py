@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from axis.client.inbox_store import InboxStore
+from axis.client.profile import Profile, load_profile
 from axis.commands.clerk_io import (
     broker_errors,
     check_message_id,
@@ -19,21 +21,15 @@ from axis.commands.clerk_io import (
 )
 from axis.commands.common import JsonOption, emit, read_file, reporting, write_file
 from axis.commands.profile_cmd import profile_app, profile_create
-from axis.errors import (
-    InvalidMetadata,
-    QueryRefused,
-    ReceiptTimeout,
-    StatusCodeRefused,
-    error_for_code,
-)
-from axis.inbox_store import InboxStore
-from axis.profile import Profile, load_profile
+from axis.errors import ReceiptTimeout, error_for_code
 from axis.trace import render_timeline
 from envelopes.builder import attachment_from_bytes, document_from_metadata
+from envelopes.errors import InvalidMetadata
 from envelopes.model import Attachment, DocumentPackage
 from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
 from routing.decide import RECIPIENT_CODES, SENDER_CODES
+from routing.errors import QueryRefused, StatusCodeRefused
 
 ProfileOption = typer.Option(
     None,
@@ -124,7 +120,7 @@ async def _send(
     no_wait: bool,
     progress: bool,
 ) -> dict[str, Any]:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
 
     def step(text: str) -> None:
         if progress:
@@ -227,7 +223,7 @@ def inbox_fetch(
 async def _fetch(
     prof: Profile, store: InboxStore, limit: int | None, as_json: bool
 ) -> list[dict[str, Any]]:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
 
     stored: list[dict[str, Any]] = []
     async with broker_errors("read the inbox"), AgencyClient(prof.client_config()) as client:
@@ -323,7 +319,7 @@ def _status_code(code: str, package: DocumentPackage, system_id: str) -> StatusC
 async def _send_status(
     prof: Profile, package: DocumentPackage, code: StatusCode, description: str
 ) -> str:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
 
     async with broker_errors("send the status"), AgencyClient(prof.client_config()) as client:
         return await client.send_status(package, code, description)
@@ -361,7 +357,7 @@ def trace(
 def _trace_from_home(home: Path | None, ident: str) -> dict[str, Any]:
     from axis.settings import load_settings
     from axis.store import Store
-    from axis.trace import timeline_json
+    from routing.contract import timeline_json
 
     store = Store(load_settings(home).db_url)
     try:
@@ -374,7 +370,7 @@ def _trace_from_home(home: Path | None, ident: str) -> dict[str, Any]:
 
 
 async def _trace_from_hub(profile: Path | None, ident: str) -> dict[str, Any]:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
 
     prof = load_profile(profile)
     async with broker_errors("ask the hub"), AgencyClient(prof.client_config()) as client:

@@ -17,14 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import aiormq
 
-from axis.errors import (
-    AccessRefused,
-    AxisError,
-    HubNotReady,
-    InvalidMessageId,
-    InvalidMetadata,
-    TransportError,
-)
+from axis.errors import HubNotReady
+from envelopes.errors import AxisError, InvalidMetadata
+from routing.errors import AccessRefused, InvalidMessageId, TransportError
 
 DEFAULT_CLIENT_AMQP_URL = "amqp://127.0.0.1:5672/"
 # The hub's rule (routing.decide), checked before anything is sent.

@@ -21,7 +21,9 @@ import typer
 from cryptography import x509
 from typer.exceptions import TyperException
 
-from axis.errors import AxisError, ConfigError, InvalidMetadata, TransportError
+from axis.errors import ConfigError
+from envelopes.errors import AxisError, InvalidMetadata
+from routing.errors import TransportError
 from signing.keys import load_certificate, load_certificates
 from signing.verify import VerifyPolicy
 

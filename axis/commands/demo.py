@@ -58,10 +58,11 @@ def demo(
 
 
 async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
     from axis.metrics import HubMetrics
     from axis.pki_files import init_pki, issue_agency_files, load_credential
     from axis.provision import Management
+    from axis.receipts import HubReceiptSigner
     from axis.registration import register_system
     from axis.settings import load_settings, write_default_config
     from axis.store import Store
@@ -99,7 +100,7 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
         hub = Hub(
             HubConfig(amqp_url=settings.amqp_url, registry_refresh_seconds=1.0),
             store,
-            load_credential(settings.hub_key_path, settings.hub_cert_path),
+            HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
             HubMetrics(),
         )
         await hub.start()
@@ -109,7 +110,7 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
             paths = issue_agency_files(settings.pki_dir, organ_id, name, now)
             reg = register_system(settings, organ_id, name, paths.cert.read_bytes())
             _step(f"registered {organ_id} {name}: account, inbox {reg['inbox']}, certificate")
-            from axis.profile import Profile
+            from axis.client.profile import Profile
 
             profile = Profile(
                 path=tmp / f"{organ_id}.toml",
@@ -143,12 +144,13 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
 async def _exchange(
     tmp: Path, sender: object, recipient: object, store: object, hub_cert: Path, ca_cert: Path
 ) -> None:
-    from axis.client import AgencyClient
+    from axis.client.agency import AgencyClient
     from axis.receipts import describe, verify_receipt
     from axis.trace import render_timeline
     from envelopes.builder import attachment_from_bytes, document_from_metadata
     from envelopes.model import DocumentPackage
     from envelopes.status_codes import StatusCode
+    from routing.contract import receipt_request
     from signing.keys import load_certificate
     from signing.verify import VerifyPolicy
 
@@ -203,7 +205,7 @@ async def _exchange(
     _step(f"{RECIPIENT[0]} answered with status 03 (đã tiếp nhận / accepted and registered)")
     delivered = None
     for _ in range(100):
-        answer = await sender.query({"op": "receipt", "message_id": consignment})
+        answer = await sender.query(receipt_request(consignment))
         if answer["delivered"]:
             delivered = answer["delivered"][0].encode()
             break

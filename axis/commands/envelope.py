@@ -24,13 +24,14 @@ from axis.commands.common import (
     trust_policy,
     write_file,
 )
-from axis.errors import AxisError, InvalidKeyMaterial, InvalidMetadata, SchemaViolation
 from axis.pki_files import load_credential
 from envelopes.builder import attachment_from_bytes, build_package, document_from_metadata
+from envelopes.errors import AxisError, InvalidMetadata, SchemaViolation
 from envelopes.model import Attachment, DocumentPackage, Organization, Package
 from envelopes.parser import parse_package
 from envelopes.schema import explain
 from envelopes.xmlsafe import parse_tree
+from signing.errors import InvalidKeyMaterial
 from signing.keys import fingerprint, load_certificate, organ_id_of
 from signing.sign import sign_package
 from signing.verify import verify

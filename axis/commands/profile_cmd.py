@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 
+from axis.client.profile import load_profile, profile_toml
 from axis.commands.clerk_io import client_amqp_url
 from axis.commands.common import JsonOption, emit, read_file, reporting, write_file
-from axis.errors import InvalidMetadata
-from axis.profile import load_profile, profile_toml
+from envelopes.errors import InvalidMetadata
 
 profile_app = typer.Typer(
     help="Client profiles: the broker account, keys and certificates of one agency system.",

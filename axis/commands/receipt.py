@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from axis.commands.common import JsonOption, emit, read_file, reporting, trust_policy
-from axis.errors import UntrustedCertificate
-from axis.receipts import Receipt, VerifiedReceipt, describe, sha256_hex, verify_receipt
+from axis.receipts import VerifiedReceipt, describe, verify_receipt
+from routing.values import Receipt, sha256_hex
+from signing.errors import UntrustedCertificate
 from signing.keys import organ_id_of
 from signing.verify import VerifyPolicy, verify
 

@@ -45,6 +45,7 @@ def serve(
 async def _serve_one(settings: Settings, index: int) -> None:
     from axis.metrics import HubMetrics
     from axis.pki_files import load_credential
+    from axis.receipts import HubReceiptSigner
     from axis.store import Store
     from routing.hub import Hub, HubConfig
 
@@ -68,7 +69,7 @@ async def _serve_one(settings: Settings, index: int) -> None:
             queue_type=settings.queue_type,
         ),
         store,
-        load_credential(settings.hub_key_path, settings.hub_cert_path),
+        HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
         metrics,
     )
     stop = asyncio.Event()

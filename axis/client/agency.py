@@ -10,7 +10,6 @@ item. Each stored document is answered with status 01 (arrived) automatically.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,27 +21,31 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from cryptography import x509
 
-from axis.errors import (
-    AccessRefused,
-    AuthenticationFailed,
-    AxisError,
-    BrokerUnreachable,
-    HubNotReady,
-    QueryRefused,
-    ReceiptTimeout,
-)
+from axis.errors import AuthenticationFailed, BrokerUnreachable, HubNotReady, ReceiptTimeout
 from axis.receipts import VerifiedReceipt, verify_receipt
 from envelopes.builder import build_package, status_package
+from envelopes.errors import AxisError
 from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
 from envelopes.status_codes import StatusCode
-from routing.messages import (
-    H_RECIPIENT_ORGANS,
-    H_SENDER_SYSTEM,
+from routing.amqp import amqp_message, publish_confirmed
+from routing.contract import (
+    DIRECT_REPLY_TO,
+    EDOC_KEY,
+    QUERY_EXCHANGE,
+    QUERY_KEY,
+    STATUS_KEY,
+    SUBMIT_EXCHANGE,
     TYPE_RECEIPT,
-    publish_confirmed,
+    inbox_queue_name,
+    query_message,
+    read_answer,
+    read_delivery_headers,
+    receipt_request,
+    submission_message,
+    trace_request,
 )
-from routing.topology import EDOC_KEY, QUERY_EXCHANGE, STATUS_KEY, SUBMIT_EXCHANGE, inbox_queue_name
+from routing.errors import AccessRefused, QueryRefused
 from signing.keys import SigningKey
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
@@ -77,12 +80,11 @@ class InboxItem:
 
     @property
     def sender_system(self) -> str:
-        return str(self.headers.get(H_SENDER_SYSTEM, ""))
+        return read_delivery_headers(self.headers).sender_system
 
     @property
     def recipient_organs(self) -> tuple[str, ...]:
-        raw = str(self.headers.get(H_RECIPIENT_ORGANS, ""))
-        return tuple(o for o in raw.split(",") if o)
+        return read_delivery_headers(self.headers).recipient_organs
 
     async def ack(self) -> None:
         """Settle the message: the application has stored it (sends status 01 for documents)."""
@@ -168,12 +170,8 @@ class AgencyClient:
         """Submit signed bytes; waits for the broker's confirm; returns the consignment id."""
         message_id = message_id or str(uuid.uuid4())
         exchange = await self.channel.get_exchange(SUBMIT_EXCHANGE, ensure=False)
-        message = aio_pika.Message(
-            body=signed,
-            message_id=message_id,
-            user_id=self.config.system_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type="application/xml",
+        message = submission_message(
+            signed, message_id=message_id, system_id=self.config.system_id
         )
         try:
             await publish_confirmed(exchange, message, kind)
@@ -204,25 +202,19 @@ class AgencyClient:
         channel = await self._connection.channel()
         try:
             replies: asyncio.Queue[bytes] = asyncio.Queue()
-            reply_queue = await channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
+            reply_queue = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
 
             async def on_reply(message: AbstractIncomingMessage) -> None:
                 await replies.put(bytes(message.body))
 
             await reply_queue.consume(on_reply, no_ack=True)
             exchange = await channel.get_exchange(QUERY_EXCHANGE, ensure=False)
-            await exchange.publish(
-                aio_pika.Message(
-                    body=json.dumps(request).encode(),
-                    user_id=self.config.system_id,
-                    reply_to="amq.rabbitmq.reply-to",
-                    correlation_id=str(uuid.uuid4()),
-                    content_type="application/json",
-                ),
-                routing_key="query",
+            wire = query_message(
+                request, system_id=self.config.system_id, correlation_id=str(uuid.uuid4())
             )
+            await exchange.publish(amqp_message(wire), routing_key=QUERY_KEY)
             try:
-                answer: dict[str, Any] = json.loads(await asyncio.wait_for(replies.get(), timeout))
+                answer_body = await asyncio.wait_for(replies.get(), timeout)
             except TimeoutError:
                 raise ReceiptTimeout(f"the hub did not answer within {timeout:g} s") from None
         except aiormq.exceptions.ChannelNotFoundEntity:
@@ -232,14 +224,11 @@ class AgencyClient:
         finally:
             if not channel.is_closed:
                 await channel.close()
-        if not answer.get("ok"):
-            error = answer.get("error") or {}
-            raise QueryRefused(str(error.get("reason", "refused")), remote_code=error.get("code"))
-        return answer
+        return read_answer(answer_body)
 
     async def trace(self, ident: str, timeout: float = 10.0) -> dict[str, Any]:
         """The timeline of a document this system is a party to."""
-        return await self.query({"op": "trace", "id": ident}, timeout)
+        return await self.query(trace_request(ident), timeout)
 
     async def wait_receipt(self, message_id: str, timeout: float = 30.0) -> VerifiedReceipt:
         """Wait until the hub has a receipt for ``message_id``; returns it verified."""
@@ -251,7 +240,7 @@ class AgencyClient:
                 raise ReceiptTimeout(f"no receipt for {message_id!r} within {timeout:g} s")
             try:
                 answer = await self.query(
-                    {"op": "receipt", "message_id": message_id},
+                    receipt_request(message_id),
                     timeout=max(0.1, min(remaining, 2.0)),
                 )
                 return self.verify_receipt(answer["receipt"].encode())

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from axis.client import InboxItem
+from axis.client.agency import InboxItem
 from envelopes.model import DocumentPackage, StatusPackage
 from signing.keys import fingerprint
 

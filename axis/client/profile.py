@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from axis.client import ClientConfig
+from axis.client.agency import ClientConfig
 from axis.errors import InvalidSettings, ProfileNotFound
 from axis.pki_files import load_credential
 from envelopes.model import Organization

@@ -1,0 +1,119 @@
+"""The errors the hub's decision and the AMQP wire raise: sender, recipient, submission,
+status, the registry-side signature checks, and transport refusals."""
+
+from __future__ import annotations
+
+from envelopes.errors import AxisError
+from signing.errors import SignatureError
+
+# -- signature: what the hub checks beyond the signature itself ----------------------------
+
+
+class CertificateNotRegistered(SignatureError):
+    """Valid signature, but the certificate is not registered to the submitting system."""
+
+    code = "signature.certificate_not_registered"
+
+
+class RevokedCertificate(SignatureError):
+    code = "signature.revoked_certificate"
+
+
+# -- sender / recipient / submission / status: the hub's routing decisions -----------------
+
+
+class SenderError(AxisError):
+    code = "sender.error"
+
+
+class MissingUserId(SenderError):
+    code = "sender.missing_user_id"
+
+
+class UnknownSystem(SenderError):
+    code = "sender.unknown_system"
+
+
+class SystemSuspended(SenderError):
+    code = "sender.system_suspended"
+
+
+class OrganNotServed(SenderError):
+    """``From/OrganId`` is not served by the submitting system."""
+
+    code = "sender.organ_not_served"
+
+
+class RecipientError(AxisError):
+    code = "recipient.error"
+
+
+class UnknownRecipient(RecipientError):
+    code = "recipient.unknown"
+
+
+class RecipientSuspended(RecipientError):
+    code = "recipient.suspended"
+
+
+class SubmissionError(AxisError):
+    code = "submission.error"
+
+
+class SubmissionTooLarge(SubmissionError):
+    code = "submission.too_large"
+
+
+class DuplicateConflict(SubmissionError):
+    """The same consignment id was submitted before with different bytes."""
+
+    code = "submission.duplicate_conflict"
+
+
+class InvalidMessageId(SubmissionError):
+    code = "submission.invalid_message_id"
+
+
+class UnknownRoutingKey(SubmissionError):
+    code = "submission.unknown_kind"
+
+
+class StatusError(AxisError):
+    code = "status.error"
+
+
+class StatusUnknownDocument(StatusError):
+    code = "status.unknown_document"
+
+
+class StatusNotAParty(StatusError):
+    code = "status.not_a_party"
+
+
+class StatusCodeRefused(StatusError):
+    """A status code that makes no sense for this party's side of the document."""
+
+    code = "status.code_refused"
+
+
+# -- transport: the AMQP wire --------------------------------------------------------------
+
+
+class TransportError(AxisError):
+    code = "transport.error"
+
+
+class AccessRefused(TransportError):
+    code = "transport.access_refused"
+
+
+class PublishNotConfirmed(TransportError):
+    """The broker nacked, or returned the message as unroutable."""
+
+    code = "transport.not_confirmed"
+
+
+class QueryRefused(TransportError):
+    """The hub refused a query (not a party, unknown document)."""
+
+    code = "transport.query_refused"

@@ -1,0 +1,179 @@
+"""The interfaces the hub pipeline is given: the registry it reads, the store it writes,
+the signer of its receipts and the monitor it reports to.
+
+:mod:`routing` defines them and imports nothing from the service; ``axis`` implements
+them (``axis.registry.RegistrySnapshot``, ``axis.store.Store``,
+``axis.receipts.HubReceiptSigner``, ``axis.metrics.HubMetrics``) and ``axis serve``
+assembles a :class:`routing.hub.Hub` from them. Structural typing (``Protocol``)
+keeps the dependency one-way: the service satisfies these without importing a base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from routing.values import (
+    DeliveryRecord,
+    DocumentParties,
+    DuplicateSubmission,
+    NewSubmission,
+    Receipt,
+    SubmissionRecord,
+    TraceEvent,
+)
+
+
+class CertificateView(Protocol):
+    """A signing certificate registered to a system."""
+
+    @property
+    def pem(self) -> bytes: ...
+    @property
+    def revoked(self) -> bool: ...
+
+
+class SystemView(Protocol):
+    """A registered system as routing sees it."""
+
+    @property
+    def system_id(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def certificates(self) -> Mapping[str, CertificateView]: ...
+
+
+class RegistryView(Protocol):
+    """An immutable registry snapshot: systems, their certificates, who serves an organ."""
+
+    @property
+    def systems(self) -> Mapping[str, SystemView]: ...
+
+    def system(self, system_id: str) -> SystemView | None:
+        """The system registered under ``system_id``, if any."""
+        ...
+
+    def serving_system(self, organ_id: str) -> str | None:
+        """The id of the system serving ``organ_id`` (None: unknown or unserved)."""
+        ...
+
+    def serves(self, system_id: str, organ_id: str) -> bool:
+        """True when ``system_id`` is the system serving ``organ_id``."""
+        ...
+
+    def certificate(self, system_id: str, fingerprint: str) -> CertificateView | None:
+        """The certificate ``fingerprint`` registered to ``system_id``, if any."""
+        ...
+
+
+class ReceiptSigner(Protocol):
+    """Turns what a receipt states into the hub-signed receipt document."""
+
+    def sign(self, receipt: Receipt) -> bytes:
+        """The signed receipt bytes (called off the event loop)."""
+        ...
+
+
+class RegistrySource(Protocol):
+    """Where a hub reads its registry snapshot from, and learns that it changed."""
+
+    def registry_version(self) -> int:
+        """A number that moves whenever the registry changes."""
+        ...
+
+    def load_snapshot(self) -> RegistryView:
+        """The whole registry, read now."""
+        ...
+
+
+class QueryStore(Protocol):
+    """What the query endpoint reads: traces, parties and stored receipts."""
+
+    def trace_document(self, document_id_or_message_id: str) -> list[TraceEvent]:
+        """The whole timeline of a document, named by its id or one consignment id."""
+        ...
+
+    def parties(self, document_id: str) -> set[str]:
+        """Sender and recipient systems of a document."""
+        ...
+
+    def find_submission(self, user_id: str, message_id: str) -> SubmissionRecord | None:
+        """The submission ``message_id`` of system ``user_id``, if stored."""
+        ...
+
+    def delivered_receipts(self, document_id: str) -> list[bytes]:
+        """The signed "delivered" receipts of a document."""
+        ...
+
+
+class HubStore(RegistrySource, QueryStore, Protocol):
+    """Everything the hub pipeline records and reads (synchronous; called in threads)."""
+
+    def record_submissions(
+        self, items: Sequence[NewSubmission]
+    ) -> list[SubmissionRecord | DuplicateSubmission]:
+        """Store a batch with one commit; a re-submission comes back as a duplicate."""
+        ...
+
+    def document_parties(self, document_id: str) -> DocumentParties | None:
+        """Who sent a document and which systems received it."""
+        ...
+
+    def submission_deliveries(self, submission_id: int) -> list[DeliveryRecord]:
+        """The copies one stored submission was routed to."""
+        ...
+
+    def mark_delivered(
+        self, document_id: str, system_id: str, at: datetime, receipt: bytes | None = None
+    ) -> int:
+        """Record a recipient's status 01 and the hub's "delivered" receipt."""
+        ...
+
+    def add_events(self, events: Sequence[TraceEvent]) -> None:
+        """Append trace events."""
+        ...
+
+
+class HubMonitor(Protocol):
+    """What the hub reports as it works (metrics); every argument is from a bounded set."""
+
+    def started(self) -> None:
+        """A submission was taken from the queue."""
+        ...
+
+    def finished(self, seconds: float) -> None:
+        """A submission was settled (acked or returned) after ``seconds``."""
+        ...
+
+    def accepted(self, kind: str, deliveries: int) -> None:
+        """A submission was accepted and copied to ``deliveries`` inboxes."""
+        ...
+
+    def rejected(self, kind: str, code: str) -> None:
+        """A submission was rejected with error ``code``."""
+        ...
+
+    def duplicate(self) -> None:
+        """A re-submission was answered with its original receipt."""
+        ...
+
+
+class NoMonitor:
+    """A :class:`HubMonitor` that records nothing."""
+
+    def started(self) -> None:
+        pass
+
+    def finished(self, seconds: float) -> None:
+        pass
+
+    def accepted(self, kind: str, deliveries: int) -> None:
+        pass
+
+    def rejected(self, kind: str, code: str) -> None:
+        pass
+
+    def duplicate(self) -> None:
+        pass

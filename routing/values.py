@@ -1,0 +1,117 @@
+"""The plain values the hub pipeline owns (pure): what a receipt states, what the
+store records of a submission, a delivery and a trace event, and a document's parties.
+
+:mod:`routing` builds them; the service (``axis.store``, ``axis.receipts``) persists
+and signs them through the interfaces of :mod:`routing.ports`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+# What the submission claimed to be (its routing key); anything else was rejected.
+SubmissionKind = str
+Outcome = Literal["accepted", "rejected"]
+EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered", "status"]
+
+
+ReceiptEvent = Literal["accepted", "rejected", "delivered"]
+RECEIPT_EVENTS: tuple[ReceiptEvent, ...] = ("accepted", "rejected", "delivered")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256, the digest receipts name packages by."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a receipt states. ``error_code``/``reason`` are set only for ``rejected``."""
+
+    receipt_id: str
+    event: ReceiptEvent
+    message_id: str
+    package_sha256: str
+    hub_time: datetime
+    sender_system: str = ""
+    sender_organ: str = ""
+    document_id: str = ""
+    recipients: tuple[str, ...] = ()
+    error_code: str = ""
+    reason: str = ""
+    kind: str = "edoc"
+    recipient_system: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmissionRecord:
+    """One consignment as received, accepted or rejected, with its receipt."""
+
+    user_id: str
+    message_id: str
+    kind: SubmissionKind
+    sha256: str
+    outcome: Outcome
+    raw: bytes
+    receipt: bytes
+    received_at: datetime
+    document_id: str | None = None
+    sender_organ: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryRecord:
+    """A copy published to one recipient system's inbox; delivered = its status 01 came."""
+
+    system_id: str
+    organs: tuple[str, ...]
+    published_at: datetime
+    delivered_at: datetime | None = None
+    submission_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceEvent:
+    """One step of a document's life: ``system_id`` is the system acting or receiving."""
+
+    event: EventKind
+    at: datetime
+    message_id: str
+    system_id: str
+    document_id: str | None = None
+    organ_id: str | None = None
+    status_code: str | None = None
+    error_code: str | None = None
+    detail: str | None = None
+    id: int | None = None
+
+
+class DuplicateSubmission(Exception):  # internal signal, deliberately not an AxisError
+    """The (user_id, message_id) pair was recorded before: replay ``existing.receipt``."""
+
+    def __init__(self, existing: SubmissionRecord) -> None:
+        super().__init__(f"duplicate consignment {existing.user_id}/{existing.message_id}")
+        self.existing = existing
+
+
+# One submission as the hub hands it to the store: the record, its deliveries, its events.
+NewSubmission = tuple[SubmissionRecord, Sequence[DeliveryRecord], Sequence[TraceEvent]]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentParties:
+    """Who sent a document and which systems received it (from the store)."""
+
+    document_id: str
+    sender_system: str
+    sender_organ: str
+    recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    message_id: str = ""
+    sha256: str = ""

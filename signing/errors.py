@@ -1,0 +1,61 @@
+"""The errors of XMLDSig signing and verification, and of keys and certificates."""
+
+from __future__ import annotations
+
+from envelopes.errors import AxisError
+
+# -- signature: XMLDSig verification --------------------------------------------------------
+
+
+class SignatureError(AxisError):
+    code = "signature.error"
+
+
+class SignatureMissing(SignatureError):
+    code = "signature.missing"
+
+
+class SignatureInvalid(SignatureError):
+    """Digest or signature value does not match: the signed content was altered."""
+
+    code = "signature.invalid"
+
+
+class MultipleSignatures(SignatureError):
+    code = "signature.multiple_signatures"
+
+
+class ReferenceNotWholeDocument(SignatureError):
+    """The signature covers something other than the whole package (``URI=""``)."""
+
+    code = "signature.reference_not_whole_document"
+
+
+class AlgorithmRefused(SignatureError):
+    """Unknown algorithm, or one the policy refuses (SHA-1 without the legacy opt-in)."""
+
+    code = "signature.algorithm_refused"
+
+
+class UntrustedCertificate(SignatureError):
+    code = "signature.untrusted_certificate"
+
+
+class CertificateMismatch(SignatureError):
+    """The signer certificate is not the pinned one."""
+
+    code = "signature.certificate_mismatch"
+
+
+class ExpiredCertificate(SignatureError):
+    code = "signature.expired_certificate"
+
+
+class CertificateNotYetValid(SignatureError):
+    code = "signature.certificate_not_yet_valid"
+
+
+class InvalidKeyMaterial(SignatureError):
+    """A key or certificate file cannot be read or does not suit signing."""
+
+    code = "signature.invalid_key_material"
