@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from axis.commands import clerk, demo, envelope, hub, pki, receipt
+from axis.commands import clerk, dead, demo, envelope, hub, pki, receipt
 
 app = typer.Typer(
     name="axis",
@@ -20,6 +20,7 @@ app.command("serve")(hub.serve)
 app.add_typer(hub.agency_app, name="agency")
 app.add_typer(hub.directory_app, name="directory")
 app.add_typer(pki.app, name="pki")
+app.add_typer(dead.app, name="dead")
 # Clerks
 app.add_typer(clerk.profile_app, name="profile")
 app.command("send")(clerk.send)

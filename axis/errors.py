@@ -12,7 +12,7 @@ import envelopes.errors
 import routing.errors
 import signing.errors
 from envelopes.errors import AxisError
-from routing.errors import TransportError
+from routing.errors import SubmissionError, TransportError
 
 # The lower floors' error modules, loaded here so the catalogue below is complete.
 ERROR_MODULES = (envelopes.errors, signing.errors, routing.errors)
@@ -33,6 +33,23 @@ class ReceiptPackageMismatch(ReceiptError):
     """The package's SHA-256 differs from the one the receipt names."""
 
     code = "receipt.package_mismatch"
+
+
+class ReceiptNotOurs(ReceiptError):
+    """A validly signed receipt that is not about this system's own consignments: it names
+    another sender system, or a consignment this system did not send."""
+
+    code = "receipt.not_ours"
+
+
+# -- statuses: ``axis status`` tells this system's side of a document ---------------------
+
+
+class StatusSideUnknown(routing.errors.StatusError):
+    """``axis status`` finds no record that this system received or sent the document
+    (an item ``axis inbox fetch`` stored, a package ``axis send`` recorded)."""
+
+    code = "status.side_unknown"
 
 
 # -- registry, store, configuration, PKI files ---------------------------------------------
@@ -114,6 +131,22 @@ class HubNotReady(TransportError):
     hub has never run there, or the profile names the wrong virtual host."""
 
     code = "transport.hub_not_ready"
+
+
+# -- dead letters: ``axis dead replay`` ----------------------------------------------------
+
+
+class DeadLetterNotFound(SubmissionError):
+    """A consignment id given to ``axis dead replay`` is not in ``axis.dead``."""
+
+    code = "submission.dead_letter_not_found"
+
+
+class DeadLetterNotReplayable(SubmissionError):
+    """A dead letter given to ``axis dead replay`` cannot go back to the hub (its routing
+    key is not ``edoc``/``status``, or it names no consignment id or submitting system)."""
+
+    code = "submission.dead_letter_not_replayable"
 
 
 def all_error_classes() -> list[type[AxisError]]:

@@ -42,6 +42,16 @@ class HubMetrics:
             "Re-submissions answered with the original receipt.",
             registry=self.registry,
         )
+        self.retries = Counter(
+            "axis_retries",
+            "Submissions parked for a retry after a failure (database or broker trouble).",
+            registry=self.registry,
+        )
+        self.gave_up_total = Counter(
+            "axis_gave_up",
+            "Submissions that failed their last attempt (hub.unavailable, axis.dead).",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "axis_in_flight", "Submissions being processed now.", registry=self.registry
         )
@@ -56,6 +66,12 @@ class HubMetrics:
 
     def duplicate(self) -> None:
         self.duplicates.inc()
+
+    def retried(self, attempt: int) -> None:
+        self.retries.inc()
+
+    def gave_up(self) -> None:
+        self.gave_up_total.inc()
 
     def rejected(self, kind: str, code: str) -> None:
         """Count one rejection; unknown codes and kinds fold into bounded values."""

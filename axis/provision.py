@@ -95,7 +95,25 @@ class Management:
         return self._delete(f"users/{_q(user)}")
 
     def user_exists(self, user: str) -> bool:
+        """Whether the broker has the user (users span every virtual host)."""
         return self._get_or_none(f"users/{_q(user)}") is not None
+
+    # connections
+
+    def user_connections(self, user: str) -> list[str]:
+        """The names of the user's open connections, in every virtual host."""
+        listed = self._call("GET", "connections?columns=name,user")
+        if not isinstance(listed, list):
+            return []
+        return [
+            str(c["name"]) for c in listed
+            if isinstance(c, dict) and c.get("user") == user and "name" in c
+        ]  # fmt: skip
+
+    def close_connection(self, name: str, reason: str = "") -> bool:
+        """Close one connection, telling the client ``reason``; False if it was already gone."""
+        headers = {"X-Reason": reason} if reason else None
+        return self._delete(f"connections/{_q(name)}", headers)
 
     # queues
 
@@ -109,7 +127,7 @@ class Management:
             self._call("PUT", f"queues/{_q(vhost)}/{_q(spec.name)}", body)
             for exchange, key in spec.bindings:
                 path = f"bindings/{_q(vhost)}/e/{_q(exchange)}/q/{_q(spec.name)}"
-                self._call("POST", path, {"routing_key": key, "arguments": {}})
+                self._call("POST", path, {"routing_key": key, "arguments": spec.binding_arguments})
 
     def declare_inbox(self, vhost: str, system_id: str, queue_type: str = "quorum") -> None:
         """Declare ``axis.inbox.<id>`` and bind it to ``axis.deliver`` with key = system id."""
@@ -137,19 +155,23 @@ class Management:
                 return None
             raise
 
-    def _delete(self, path: str) -> bool:
+    def _delete(self, path: str, headers: dict[str, str] | None = None) -> bool:
         try:
-            self._call("DELETE", path)
+            self._call("DELETE", path, headers=headers)
         except ManagementApiError as error:
             if error.detail.get("status") == 404:
                 return False
             raise
         return True
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
         request.add_header("Authorization", self._auth)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:

@@ -51,6 +51,9 @@ class Settings:
     metrics_port: int = 9464
     hub_user: str = ""
     queue_type: str = "quorum"
+    max_attempts: int = 8
+    rate_per_second: int = 0
+    rate_burst: int = 200
 
     def __post_init__(self) -> None:
         _check_url("amqp_url", self.amqp_url, {"amqp", "amqps"})
@@ -70,6 +73,9 @@ class Settings:
         _check_int("max_submission_bytes", self.max_submission_bytes, 1, 2**31)
         _check_int("prefetch", self.prefetch, 1, 65535)
         _check_int("metrics_port", self.metrics_port, 0, 65535)
+        _check_int("max_attempts", self.max_attempts, 1, 100)
+        _check_int("rate_per_second", self.rate_per_second, 0, 1_000_000)
+        _check_int("rate_burst", self.rate_burst, 1, 1_000_000)
         if self.queue_type not in QUEUE_TYPES:
             raise InvalidSettings(
                 f"queue_type must be one of {sorted(QUEUE_TYPES)}, not {self.queue_type!r}"
@@ -184,8 +190,16 @@ prefetch = 64
 metrics_port = 9464
 # "quorum" (replicated, the default) or "classic" queues.
 queue_type = "quorum"
-# The broker user the hub publishes as; defaults to the amqp_url user.
+# The hub's own broker user (defaults to the amqp_url user). Only messages RabbitMQ
+# checked as from this user may carry retries and replays for another system.
 # hub_user = "axis-hub"
+# Attempts at a submission that keeps failing (database or broker trouble), with
+# backoff 1, 2, 4 … 60 s between them; then a signed hub.unavailable receipt.
+max_attempts = 8
+# Submissions per second each system may make, per hub process (0: no limit), and how
+# many at once.
+rate_per_second = 0
+rate_burst = 200
 """
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from axis.store_model import DELIVS, EVENTS, SUBS, TABLES
+from axis.store_model import DELIVS, DOCS, EVENTS, REFUSALS, SUBS, TABLES
 from axis.store_registry import RegistryStore
 from axis.store_rows import (
     delivery_record,
@@ -32,7 +32,10 @@ from axis.store_rows import (
     utc,
 )
 from routing.values import (
+    REFUSED_EXCERPT_BYTES,
+    RETRYABLE_CODES,
     DeliveryRecord,
+    DocumentIdTaken,
     DocumentParties,
     DuplicateSubmission,
     NewSubmission,
@@ -81,30 +84,34 @@ class Store(RegistryStore):
         """Store a submission, its deliveries and trace events in ONE transaction.
 
         Raises :class:`DuplicateSubmission` when (user_id, message_id) exists already,
-        whichever process recorded it.
+        whichever process recorded it, and :class:`DocumentIdTaken` for a new package
+        reusing its organ's DocumentId.
         """
         outcome = self.record_submissions([(record, deliveries, events)])[0]
-        if isinstance(outcome, DuplicateSubmission):
+        if isinstance(outcome, DuplicateSubmission | DocumentIdTaken):
             raise outcome
         return outcome
 
     def record_submissions(
         self, items: Sequence[NewSubmission]
-    ) -> list[SubmissionRecord | DuplicateSubmission]:
+    ) -> list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken]:
         """Store several submissions (each with its deliveries and events) with ONE commit.
 
         One commit means one disk flush for the whole batch, which is what a busy hub
-        pays for most. Per item, in order: the stored record, or a
-        :class:`DuplicateSubmission` (returned, not raised) for a (user_id, message_id)
-        that exists already. A batch holding a re-submission is recorded again item by
-        item, so the others are stored all the same.
+        pays for most. Per item, in order: the stored record, a
+        :class:`DuplicateSubmission` for a (user_id, message_id) that exists already, or
+        a :class:`DocumentIdTaken` for a new package reusing its organ's DocumentId
+        (both returned, not raised). A batch holding either is recorded again item by
+        item, so the others are stored all the same. A refusal that names no
+        consignment (no user_id or no valid message id) is only counted
+        (:meth:`refusal_counts`), never stored as a submission.
         """
         if len(items) > 1:
             try:
                 with self.engine.begin() as conn:
                     return [_insert_submission(conn, *item) for item in items]
-            except IntegrityError:
-                pass  # some item is a re-submission: find out which, one at a time
+            except (IntegrityError, DocumentIdTaken):
+                pass  # a re-submission or a reused DocumentId: find which, one at a time
         return [self._record_alone(*item) for item in items]
 
     def _record_alone(
@@ -112,25 +119,71 @@ class Store(RegistryStore):
         record: SubmissionRecord,
         deliveries: Sequence[DeliveryRecord],
         events: Sequence[TraceEvent],
-    ) -> SubmissionRecord | DuplicateSubmission:
+    ) -> SubmissionRecord | DuplicateSubmission | DocumentIdTaken:
         try:
             with self.engine.begin() as conn:
                 return _insert_submission(conn, record, deliveries, events)
+        except DocumentIdTaken as taken:
+            return taken
+        except IntegrityError:
+            existing = self.find_submission(record.user_id, record.message_id)
+            if existing is not None and existing.error_code in RETRYABLE_CODES:
+                return self._replace_refusal(existing, record, deliveries, events)
+            if existing is not None:
+                return DuplicateSubmission(existing)
+            with self.engine.begin() as conn:  # another worker claimed the DocumentId first
+                try:
+                    return _insert_submission(conn, record, deliveries, events)
+                except DocumentIdTaken as taken:
+                    return taken
+
+    def _replace_refusal(
+        self,
+        refused: SubmissionRecord,
+        record: SubmissionRecord,
+        deliveries: Sequence[DeliveryRecord],
+        events: Sequence[TraceEvent],
+    ) -> SubmissionRecord | DuplicateSubmission | DocumentIdTaken:
+        # A retryable refusal (rate limit) leaves the consignment id to the next attempt.
+        try:
+            with self.engine.begin() as conn:
+                gone = conn.execute(sa.delete(SUBS).where(SUBS.c.id == refused.id,
+                                                          SUBS.c.outcome == "rejected"))
+                if gone.rowcount != 1:  # another worker replaced it first
+                    raise IntegrityError("replaced concurrently", None, ValueError())
+                return _insert_submission(conn, record, deliveries, events)
+        except DocumentIdTaken as taken:
+            return taken
         except IntegrityError:
             existing = self.find_submission(record.user_id, record.message_id)
             if existing is None:
                 raise
             return DuplicateSubmission(existing)
 
+    def refusal_counts(self) -> list[dict[str, Any]]:
+        """The unbound refusals: user, digest, code, how often, size, first and last time."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(REFUSALS).order_by(REFUSALS.c.last_at)).all()
+        return [{"user_id": r.user_id, "sha256": r.sha256, "error_code": r.error_code,
+                 "times": int(r.times), "size": int(r.size), "excerpt_bytes": len(r.excerpt),
+                 "first_at": utc(r.first_at), "last_at": utc(r.last_at)}
+                for r in rows]  # fmt: skip
+
     def mark_delivered(
-        self, document_id: str, system_id: str, at: datetime, receipt: bytes | None = None
+        self,
+        document_organ: str,
+        document_id: str,
+        system_id: str,
+        at: datetime,
+        receipt: bytes | None = None,
     ) -> int:
-        """Record when ``system_id`` confirmed receipt of ``document_id`` (status 01).
+        """Record when ``system_id`` confirmed receipt of document (organ, id) (status 01).
 
         ``receipt`` is the hub's signed "delivered" receipt. Only the first confirmation
-        counts; returns the number of deliveries changed.
+        of each recipient system counts; returns the number of deliveries changed (0
+        when this system had confirmed already, or was never delivered a copy).
         """
-        accepted = sa.select(SUBS.c.id).where(*_accepted_edoc(document_id))
+        accepted = sa.select(SUBS.c.id).where(*_accepted_edoc(document_organ, document_id))
         query = sa.update(DELIVS).where(
             DELIVS.c.submission_id.in_(accepted),
             DELIVS.c.system_id == system_id,
@@ -146,56 +199,86 @@ class Store(RegistryStore):
                 conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
 
     def trace(self, document_id_or_message_id: str) -> list[TraceEvent]:
-        """Every event naming this document id or message id, in time order."""
+        """Every event naming this document id or message id, in time order (operators)."""
         key = document_id_or_message_id
-        query = sa.select(EVENTS).where(sa.or_(EVENTS.c.document_id == key,
-                                               EVENTS.c.message_id == key))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(EVENTS.c.at, EVENTS.c.id)).all()
-        return [event_record(row) for row in rows]
+        return self._events(sa.or_(EVENTS.c.document_id == key, EVENTS.c.message_id == key))
 
     def trace_document(self, document_id_or_message_id: str) -> list[TraceEvent]:
-        """The whole timeline of a document, named by its id or by one consignment id."""
+        """The whole timeline of a document, named by its id or by one consignment id.
+
+        For the operator on the hub host, who sees every system's events; the query
+        API answers systems with :meth:`document_events` and :meth:`consignment_events`.
+        """
         events = self.trace(document_id_or_message_id)
         document_id = next((e.document_id for e in events if e.document_id), None)
         if document_id and document_id != document_id_or_message_id:
             return self.trace(document_id)
         return events
 
-    def parties(self, document_id: str) -> set[str]:
-        """Sender and recipient systems of the accepted edoc submissions of a document."""
-        senders = sa.select(SUBS.c.user_id).where(*_accepted_edoc(document_id))
-        recipients = sa.select(DELIVS.c.system_id).join(SUBS).where(*_accepted_edoc(document_id))
-        with self.engine.connect() as conn:
-            return set(conn.execute(sa.union(senders, recipients)).scalars())
+    def document_events(self, document_organ: str, document_id: str) -> list[TraceEvent]:
+        """Every event about document (organ, id), in time order."""
+        return self._events(EVENTS.c.document_organ == document_organ,
+                            EVENTS.c.document_id == document_id)  # fmt: skip
 
-    def document_parties(self, document_id: str) -> DocumentParties | None:
+    def consignment_events(self, submitter: str, message_id: str) -> list[TraceEvent]:
+        """Every event about consignment ``message_id`` of system ``submitter``."""
+        return self._events(EVENTS.c.submitter == submitter, EVENTS.c.message_id == message_id)
+
+    def _events(self, *where: sa.ColumnElement[bool]) -> list[TraceEvent]:
+        query = sa.select(EVENTS).where(*where).order_by(EVENTS.c.at, EVENTS.c.id)
+        with self.engine.connect() as conn:
+            return [event_record(row) for row in conn.execute(query).all()]
+
+    def documents_named(
+        self, document_id: str, sender_organ: str | None = None
+    ) -> list[DocumentParties]:
+        """The parties of every accepted document with this id (of one sender organ, if
+        given): one entry per sender organ, oldest first."""
+        query = sa.select(SUBS).where(SUBS.c.document_id == document_id,
+                                      SUBS.c.outcome == "accepted", SUBS.c.kind == "edoc")
+        if sender_organ is not None:
+            query = query.where(SUBS.c.document_organ == sender_organ)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(SUBS.c.id)).all()
+        organs = list(dict.fromkeys(row.document_organ for row in rows if row.document_organ))
+        found = [self.document_parties(organ, document_id) for organ in organs]
+        return [parties for parties in found if parties is not None]
+
+    def document_parties(self, document_organ: str, document_id: str) -> DocumentParties | None:
         """Sender (system, organ) and recipient systems → organs of an accepted document."""
-        original = self.find_document(document_id)
+        original = self.find_document(document_organ, document_id)
         if original is None:
             return None
-        recipients = {d.system_id: d.organs for d in self.deliveries(document_id)}
-        return DocumentParties(document_id, original.user_id, original.sender_organ or "",
-                               recipients, original.message_id, original.sha256)  # fmt: skip
+        recipients: dict[str, tuple[str, ...]] = {}
+        for delivery in self.deliveries(document_organ, document_id):
+            merged = recipients.get(delivery.system_id, ()) + delivery.organs
+            recipients[delivery.system_id] = tuple(dict.fromkeys(merged))
+        return DocumentParties(document_id, original.user_id, document_organ, recipients,
+                               original.message_id, original.sha256)  # fmt: skip
 
-    def delivered_receipts(self, document_id: str) -> list[bytes]:
+    def parties(self, document_organ: str, document_id: str) -> set[str]:
+        """Sender and recipient systems of document (organ, id)."""
+        found = self.document_parties(document_organ, document_id)
+        return set() if found is None else {found.sender_system, *found.recipients}
+
+    def delivered_receipts(self, document_organ: str, document_id: str) -> list[bytes]:
         """The signed "delivered" receipts of a document, in delivery order."""
         query = sa.select(DELIVS.c.receipt).join(SUBS).where(
-            *_accepted_edoc(document_id), DELIVS.c.receipt.is_not(None))
+            *_accepted_edoc(document_organ, document_id), DELIVS.c.receipt.is_not(None))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(DELIVS.c.delivered_at, DELIVS.c.system_id))
             return [bytes(receipt) for receipt in rows.scalars()]
 
-    def find_document(self, document_id: str) -> SubmissionRecord | None:
-        """The (first) accepted edoc submission carrying ``document_id``."""
-        query = sa.select(SUBS).where(*_accepted_edoc(document_id)).order_by(SUBS.c.id).limit(1)
+    def find_document(self, document_organ: str, document_id: str) -> SubmissionRecord | None:
+        """The first accepted package of document (organ, id)."""
+        query = sa.select(SUBS).where(*_accepted_edoc(document_organ, document_id))
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query.order_by(SUBS.c.id).limit(1)).first()
         return None if row is None else submission_record(row)
 
-    def deliveries(self, document_id: str) -> list[DeliveryRecord]:
-        """The deliveries of the accepted edoc submissions of a document."""
-        query = sa.select(DELIVS).join(SUBS).where(*_accepted_edoc(document_id))
+    def deliveries(self, document_organ: str, document_id: str) -> list[DeliveryRecord]:
+        """The deliveries of the accepted packages of document (organ, id)."""
+        query = sa.select(DELIVS).join(SUBS).where(*_accepted_edoc(document_organ, document_id))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(DELIVS.c.submission_id, DELIVS.c.system_id))
             return [delivery_record(row) for row in rows]
@@ -213,7 +296,6 @@ class Store(RegistryStore):
         with self.engine.connect() as conn:
             receipt = conn.execute(query).scalar()
         return None if receipt is None else bytes(receipt)
-
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -238,9 +320,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _accepted_edoc(document_id: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (SUBS.c.document_id == document_id, SUBS.c.outcome == "accepted",
-            SUBS.c.kind == "edoc")  # fmt: skip
+def _accepted_edoc(document_organ: str, document_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (SUBS.c.document_organ == document_organ, SUBS.c.document_id == document_id,
+            SUBS.c.outcome == "accepted", SUBS.c.kind == "edoc")  # fmt: skip
 
 
 
@@ -254,10 +336,42 @@ def _insert_submission(
     deliveries: Sequence[DeliveryRecord],
     events: Sequence[TraceEvent],
 ) -> SubmissionRecord:
+    if not (record.user_id and record.message_id):
+        _count_refusal(conn, record)
+        return record
     result = conn.execute(_INSERT_SUBMISSION, submission_values(record))
     new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    if record.kind == "edoc" and record.outcome == "accepted" and record.document_organ:
+        _claim_document(conn, record, new_id)
     if deliveries:
         conn.execute(sa.insert(DELIVS), [delivery_values(d, new_id) for d in deliveries])
     if events:
         conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
     return replace(record, id=new_id)
+
+
+def _claim_document(conn: Connection, record: SubmissionRecord, submission_id: int) -> None:
+    """The first package of an (organ, DocumentId) claims it; another new package with
+    other bytes raises :class:`DocumentIdTaken` (an update, replacement or revocation,
+    or the same bytes again, may reuse it)."""
+    key = (DOCS.c.sender_organ == record.document_organ,
+           DOCS.c.document_id == record.document_id)  # fmt: skip
+    claimed = conn.execute(sa.select(DOCS.c.sha256).where(*key)).scalar()
+    if claimed is None:
+        conn.execute(sa.insert(DOCS).values(sender_organ=record.document_organ,
+                                            document_id=record.document_id,
+                                            sha256=record.sha256, submission_id=submission_id))
+    elif claimed != record.sha256 and not record.amends:
+        raise DocumentIdTaken(record)
+
+
+def _count_refusal(conn: Connection, record: SubmissionRecord) -> None:
+    key = (REFUSALS.c.user_id == record.user_id, REFUSALS.c.sha256 == record.sha256,
+           REFUSALS.c.error_code == (record.error_code or ""))  # fmt: skip
+    bumped = conn.execute(sa.update(REFUSALS).where(*key).values(
+        times=REFUSALS.c.times + 1, last_at=utc(record.received_at)))
+    if bumped.rowcount == 0:
+        conn.execute(sa.insert(REFUSALS).values(
+            user_id=record.user_id, sha256=record.sha256, error_code=record.error_code or "",
+            times=1, size=record.size, excerpt=record.raw[:REFUSED_EXCERPT_BYTES],
+            first_at=utc(record.received_at), last_at=utc(record.received_at)))

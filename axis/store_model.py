@@ -65,6 +65,7 @@ class SubmissionTable(SQLModel, table=True):
     # This UNIQUE constraint is the cross-process deduplication of consignments.
     __table_args__ = (
         sa.UniqueConstraint("user_id", "message_id", name="uq_submissions_user_message"),
+        Index("ix_submissions_document", "document_organ", "document_id"),
         {"sqlite_autoincrement": True},
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -72,14 +73,43 @@ class SubmissionTable(SQLModel, table=True):
     message_id: str = Field(max_length=300)
     kind: str = Field(max_length=16)
     sha256: str = Field(max_length=64)
-    document_id: str | None = Field(default=None, max_length=255, index=True)
+    document_id: str | None = Field(default=None, max_length=255)
     sender_organ: str | None = Field(default=None, max_length=_ID)
+    # Whose document: the sender's organ for a document, ResponseFor/OrganId for a status.
+    document_organ: str | None = Field(default=None, max_length=_ID)
+    size: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False, default=0))
     outcome: str = Field(max_length=16)
     error_code: str | None = Field(default=None, max_length=128)
     reason: str | None = _text(nullable=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: datetime = _when()
+
+
+class DocumentTable(SQLModel, table=True):
+    """The first package that used a DocumentId, per sender organ: a different new package
+    with the same (organ, DocumentId) is refused."""
+
+    __tablename__ = "documents"
+    sender_organ: str = Field(primary_key=True, max_length=_ID)
+    document_id: str = Field(primary_key=True, max_length=255)
+    sha256: str = Field(max_length=64)
+    submission_id: int = Field(foreign_key="submissions.id")
+
+
+class RefusalTable(SQLModel, table=True):
+    """Refusals the hub cannot bind to a consignment (no user_id, or no valid message id):
+    counted per (user, body digest, code), with one bounded excerpt, never stored again."""
+
+    __tablename__ = "refusals"
+    user_id: str = Field(primary_key=True, max_length=255)
+    sha256: str = Field(primary_key=True, max_length=64)
+    error_code: str = Field(primary_key=True, max_length=128)
+    times: int = Field(default=1, sa_column=Column(sa.BigInteger, nullable=False))
+    size: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False))
+    excerpt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    first_at: datetime = _when()
+    last_at: datetime = _when()
 
 
 class DeliveryTable(SQLModel, table=True):
@@ -96,13 +126,16 @@ class DeliveryTable(SQLModel, table=True):
 class TraceEventTable(SQLModel, table=True):
     __tablename__ = "trace_events"
     __table_args__ = (
+        Index("ix_trace_events_document", "document_organ", "document_id"),
         Index("ix_trace_events_document_id", "document_id"),
         Index("ix_trace_events_message_id", "message_id"),
         {"sqlite_autoincrement": True},
     )
     id: int | None = Field(default=None, primary_key=True)
+    document_organ: str | None = Field(default=None, max_length=_ID)
     document_id: str | None = Field(default=None, max_length=255)
     message_id: str = Field(max_length=255)
+    submitter: str = Field(default="", max_length=255)  # whose consignment message_id is
     event: str = Field(max_length=16)
     system_id: str = Field(max_length=255)
     organ_id: str | None = _text(nullable=True)  # comma-joined for a multi-organ delivery
@@ -119,5 +152,6 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 SYSTEMS, ORGANS, CERTS = _table(SystemTable), _table(OrganTable), _table(CertificateTable)
 SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(TraceEventTable)
-CHANGES = _table(RegistryChangeTable)
-TABLES = (SYSTEMS, ORGANS, CERTS, CHANGES, SUBS, DELIVS, EVENTS)
+CHANGES, DOCS, REFUSALS = (_table(RegistryChangeTable), _table(DocumentTable),
+                           _table(RefusalTable))  # fmt: skip
+TABLES = (SYSTEMS, ORGANS, CERTS, CHANGES, SUBS, DOCS, REFUSALS, DELIVS, EVENTS)

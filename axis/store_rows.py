@@ -37,7 +37,8 @@ def certificate_info(row: Row[Any]) -> CertInfo:
 
 
 _SUBMISSION_FIELDS = ("user_id", "message_id", "kind", "sha256", "outcome", "document_id",
-                      "sender_organ", "error_code", "reason")  # fmt: skip
+                      "sender_organ", "document_organ", "error_code", "reason",
+                      "size")  # fmt: skip
 
 
 def submission_values(record: SubmissionRecord) -> dict[str, Any]:
@@ -66,8 +67,8 @@ def delivery_record(row: Row[Any]) -> DeliveryRecord:
     )  # fmt: skip
 
 
-_EVENT_FIELDS = ("event", "document_id", "message_id", "system_id", "organ_id", "status_code",
-                 "error_code", "detail")  # fmt: skip
+_EVENT_FIELDS = ("event", "document_organ", "document_id", "message_id", "submitter",
+                 "system_id", "organ_id", "status_code", "error_code", "detail")  # fmt: skip
 
 
 def event_values(event: TraceEvent) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""``python -m bench [all|verify|hub] [--quick] [options of that benchmark]``.
+"""``python -m bench [all|verify|hub|refusal] [--quick] [options of that benchmark]``.
 
-``all`` (the default) runs :mod:`bench.bench_verify` then :mod:`bench.bench_hub`
-with their defaults (about 1.5 minutes on 2 cores); ``--quick`` shortens both
+``all`` (the default) runs :mod:`bench.bench_verify`, :mod:`bench.bench_hub` and
+:mod:`bench.bench_refusal` (what refused input costs the hub) with their defaults
+(about 1.5 minutes on 2 cores); ``--quick`` shortens the first two
 (well under a minute). Options after the name go to that benchmark alone, e.g.
 ``python -m bench hub --count 5000 --workers 1 2 3``.
 """
@@ -15,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import bench_hub
+from bench import bench_hub, bench_refusal
 
 QUICK_VERIFY_SECONDS = "0.4"
 
@@ -30,16 +31,21 @@ def _hub(quick: bool, extra: Sequence[str]) -> None:
     bench_hub.main([*(["--quick"] if quick else []), *extra])
 
 
+def _refusal(quick: bool, extra: Sequence[str]) -> None:
+    bench_refusal.main(list(extra))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the chosen benchmarks in order, each under a heading with its wall time."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="?", choices=("all", "verify", "hub"), default="all")
+    parser.add_argument("which", nargs="?", default="all",
+                        choices=("all", "verify", "hub", "refusal"))
     parser.add_argument("--quick", action="store_true", help="shorter runs (< 1 minute in all)")
     args, extra = parser.parse_known_args(argv)
     if extra and args.which == "all":
         parser.error(f"options {' '.join(extra)} need a benchmark name (verify or hub)")
-    chosen = [("verify", _verify), ("hub", _hub)]
+    chosen = [("verify", _verify), ("hub", _hub), ("refusal", _refusal)]
     for name, run in chosen:
         if args.which not in ("all", name):
             continue

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import routing.hub
+from axis.commands.serve_cmd import hub_config
 from axis.metrics import HubMetrics
 from axis.pki_files import load_credential
 from axis.receipts import HubReceiptSigner
 from axis.settings import Settings, load_settings
 from axis.store import Store
-from routing.hub import Hub, HubConfig
+from routing.hub import Hub
 
 _PROFILES: list[tuple[str, cProfile.Profile]] = []
 _LOCK = threading.Lock()
@@ -55,9 +56,7 @@ async def serve(settings: Settings) -> None:
     """Run one hub (as ``axis serve`` builds it) until SIGTERM/SIGINT."""
     store = Store(settings.db_url)
     hub = Hub(
-        HubConfig(amqp_url=settings.amqp_url, prefetch=settings.prefetch,
-                  max_submission_bytes=settings.max_submission_bytes,
-                  queue_type=settings.queue_type),
+        hub_config(settings),
         store,
         HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
         HubMetrics())

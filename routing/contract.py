@@ -29,6 +29,8 @@ QUERY_EXCHANGE = "axis.query"
 QUERY_QUEUE = "axis.query"
 DEAD_EXCHANGE = "axis.dead"
 DEAD_QUEUE = "axis.dead"
+RETRY_EXCHANGE = "axis.retry"
+RETRY_QUEUE_PREFIX = "axis.retry."
 EDOC_KEY = "edoc"
 STATUS_KEY = "status"
 QUERY_KEY = "query"
@@ -41,6 +43,7 @@ EXCHANGE_TYPES: dict[str, str] = {
     DELIVER_EXCHANGE: "direct",
     QUERY_EXCHANGE: "direct",
     DEAD_EXCHANGE: "fanout",
+    RETRY_EXCHANGE: "headers",
 }
 
 # -- headers and message types ------------------------------------------------------------
@@ -53,6 +56,11 @@ H_CONSIGNMENT = "axis-consignment"
 H_STATUS_CODE = "axis-status-code"
 H_EVENT = "axis-event"
 H_ERROR_CODE = "axis-error-code"
+# Retries and dead letters (published by the hub's own broker user only).
+H_ORIGIN_USER = "axis-origin-user"  # the submitting system, on a retried or replayed copy
+H_ATTEMPT = "axis-attempt"  # how many times the hub has tried this submission
+H_DEAD_REASON = "axis-dead-reason"  # the error code a dead letter ended with
+H_LAST_ERROR = "axis-last-error"  # what the last attempt failed with, in words
 
 TYPE_EDOC = "edoc"
 TYPE_STATUS = "status"
@@ -185,9 +193,20 @@ OP_TRACE = "trace"
 OP_RECEIPT = "receipt"
 
 
-def trace_request(ident: str) -> dict[str, Any]:
-    """Ask for the timeline of a document (by document id or consignment id)."""
-    return {"op": OP_TRACE, "id": ident}
+def trace_request(ident: str, organ: str | None = None) -> dict[str, Any]:
+    """Ask for the timeline of a document (by consignment id, or by document id and,
+    when the asker is a party to documents of several organs with that id, the
+    sender organ)."""
+    request: dict[str, Any] = {"op": OP_TRACE, "id": ident}
+    if organ:
+        request["organ"] = organ
+    return request
+
+
+def is_direct_reply_to(reply_to: str | None) -> bool:
+    """True for a RabbitMQ direct reply-to address, the only one the hub answers on."""
+    return bool(reply_to) and (reply_to == DIRECT_REPLY_TO
+                               or str(reply_to).startswith(DIRECT_REPLY_TO + "."))
 
 
 def receipt_request(message_id: str) -> dict[str, Any]:

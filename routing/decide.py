@@ -13,7 +13,7 @@ edge looks the parties up and calls :func:`route_status`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +21,7 @@ from cryptography import x509
 from lxml import etree
 
 from envelopes.errors import AxisError
-from envelopes.model import NS, DocumentPackage, Package, StatusPackage
+from envelopes.model import NS, BusinessDocType, DocumentPackage, Package, StatusPackage
 from envelopes.parser import package_kind, read_package
 from envelopes.schema import validate_tree
 from envelopes.status_codes import StatusCode
@@ -121,6 +121,18 @@ class Accepted:
     def recipient_organs(self) -> tuple[str, ...]:
         return tuple(organ for d in self.deliveries for organ in d.organs)
 
+    @property
+    def document_organ(self) -> str:
+        """The organ whose document this is: the sender's, or the one a status answers."""
+        return self.parties.sender_organ if self.parties is not None else self.sender_organ
+
+    @property
+    def amends(self) -> bool:
+        """An update, replacement or revocation of an earlier package of the document."""
+        package = self.package
+        return (isinstance(package, DocumentPackage) and package.business is not None
+                and package.business.doc_type is not BusinessDocType.NEW)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -134,6 +146,7 @@ class Rejected:
     sender_organ: str = ""
     document_id: str = ""
     recipient_organs: tuple[str, ...] = ()
+    document_organ: str = ""
 
     @property
     def code(self) -> str:
@@ -173,7 +186,7 @@ def decide(sub: Submission, ctx: HubContext) -> Accepted | Rejected | NeedsParti
 def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejected | NeedsParties:
     if sub.routing_key not in SUBMISSION_KEYS:
         raise UnknownRoutingKey(f"routing key {sub.routing_key!r} is neither 'edoc' nor 'status'")
-    if sub.message_id is None or not _MESSAGE_ID.match(sub.message_id):
+    if not valid_message_id(sub.message_id):
         raise InvalidMessageId("message_id must be 1-128 printable ASCII characters")
     if len(sub.body) > ctx.max_bytes:
         raise SubmissionTooLarge(
@@ -209,6 +222,11 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         package.document_id,
         _route_document(package, ctx.registry),
     )
+
+
+def valid_message_id(message_id: str | None) -> bool:
+    """A consignment id: 1-128 printable ASCII characters, no space."""
+    return message_id is not None and _MESSAGE_ID.match(message_id) is not None
 
 
 def _sender_system(sub: Submission, registry: RegistryView) -> str:
@@ -264,10 +282,17 @@ def _route_document(package: DocumentPackage, registry: RegistryView) -> tuple[D
     return tuple(Delivery(s, tuple(o)) for s, o in by_system.items())
 
 
-def route_status(pending: NeedsParties, parties: DocumentParties | None) -> Verdict:
-    """Route a verified status package to the other party of its document; never raises."""
+def route_status(pending: NeedsParties, candidates: Sequence[DocumentParties]) -> Verdict:
+    """Route a verified status package to the other party of its document; never raises.
+
+    ``candidates`` are the accepted documents carrying the status's DocumentId (of its
+    ``ResponseFor/OrganId`` when it names one). The status is about the one the
+    submitting system is a party to; a system that is a party to none gets
+    ``status.not_a_party`` whether or not such a document exists, so a status cannot
+    probe for others' documents.
+    """
     try:
-        return _route_status(pending, parties)
+        return _route_status(pending, _document_of(pending, candidates))
     except AxisError as error:
         return Rejected(
             pending.submission,
@@ -277,13 +302,33 @@ def route_status(pending: NeedsParties, parties: DocumentParties | None) -> Verd
             sender_system=pending.sender_system,
             sender_organ=pending.package.sender.organ_id,
             document_id=pending.package.document_id,
+            document_organ=pending.package.response_for.organ_id,
         )
 
 
-def _route_status(pending: NeedsParties, parties: DocumentParties | None) -> Accepted:
+def _document_of(pending: NeedsParties, candidates: Sequence[DocumentParties]) -> DocumentParties:
     package, system_id = pending.package, pending.sender_system
-    if parties is None:
-        raise StatusUnknownDocument(f"no accepted document has id {package.document_id!r}")
+    organ = package.response_for.organ_id
+    mine = [
+        parties for parties in candidates
+        if (not organ or parties.sender_organ == organ)
+        and (system_id == parties.sender_system or system_id in parties.recipients)
+    ]  # fmt: skip
+    if not mine:
+        raise StatusNotAParty(
+            f"system {system_id} is not a party to a document {package.document_id!r}"
+            + (f" of organ {organ}" if organ else "")
+        )
+    if len(mine) > 1:
+        raise StatusUnknownDocument(
+            f"system {system_id} is a party to {len(mine)} documents {package.document_id!r}: "
+            "name the sender organ in ResponseFor/OrganId"
+        )
+    return mine[0]
+
+
+def _route_status(pending: NeedsParties, parties: DocumentParties) -> Accepted:
+    package, system_id = pending.package, pending.sender_system
     code = package.status_code
     if system_id in parties.recipients:
         if code not in RECIPIENT_CODES:
@@ -291,14 +336,10 @@ def _route_status(pending: NeedsParties, parties: DocumentParties | None) -> Acc
         deliveries: tuple[Delivery, ...] = (
             Delivery(parties.sender_system, (parties.sender_organ,)),
         )
-    elif system_id == parties.sender_system:
+    else:  # the document's sender (_document_of keeps only parties)
         if code not in SENDER_CODES:
             raise StatusCodeRefused(f"status {code.value} is not sent by a document's sender")
         deliveries = tuple(Delivery(s, o) for s, o in parties.recipients.items())
-    else:
-        raise StatusNotAParty(
-            f"system {system_id} is not a party to document {package.document_id!r}"
-        )
     return Accepted(
         pending.submission,
         pending.sha256,

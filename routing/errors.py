@@ -70,6 +70,19 @@ class DuplicateConflict(SubmissionError):
     code = "submission.duplicate_conflict"
 
 
+class DocumentIdReused(SubmissionError):
+    """The sender organ used this DocumentId before for another package, and this one is
+    not an update, replacement or revocation of it."""
+
+    code = "submission.document_id_reused"
+
+
+class RateLimited(SubmissionError):
+    """The system submitted faster than its rate allows; send the same consignment later."""
+
+    code = "submission.rate_limited"
+
+
 class InvalidMessageId(SubmissionError):
     code = "submission.invalid_message_id"
 
@@ -117,3 +130,13 @@ class QueryRefused(TransportError):
     """The hub refused a query (not a party, unknown document)."""
 
     code = "transport.query_refused"
+
+
+# -- hub: the hub could not finish a submission -------------------------------------------
+
+
+class HubUnavailable(AxisError):
+    """The hub kept failing to store or route the submission (database or broker down) and
+    gave up after its retries; the submission is in ``axis.dead`` and may be replayed."""
+
+    code = "hub.unavailable"

@@ -1,15 +1,18 @@
 """The hub process: consume submissions, decide, persist, publish, then ack.
 
 The decision itself (:mod:`routing.decide`) is pure and runs off the event loop;
-this module is the thin async edge around it. Order per submission: decide and
-sign the receipt (CPU thread) → persist (DB thread; the ``(user_id, message_id)``
-constraint deduplicates across workers) →
-publish every delivery with publisher confirms (``mandatory``: unroutable is a
-failure) → publish the receipt → ack. A crash anywhere before the ack makes the
-broker redeliver; a redelivered submission that is already stored is published
-again, so nothing is lost (recipients de-duplicate by message id). Decisions and
-commits are batched (:mod:`routing.batching`): submissions that arrive while the
-thread is busy share its next trip.
+this module is the thin async edge around it. Order per submission: admission (the
+system's rate) → decide and sign the receipt (CPU thread) → persist (DB thread; the
+``(user_id, message_id)`` constraint deduplicates across workers, the
+``(organ, DocumentId)`` claim refuses a reused id) → publish every delivery with
+publisher confirms (``mandatory``: unroutable is a failure) → publish the receipt →
+ack. A crash anywhere before the ack makes the broker redeliver; a redelivered
+submission that is already stored is published again, so nothing is lost
+(recipients de-duplicate by message id). A failure while handling one (database or
+broker trouble) parks it in a retry queue with exponential backoff
+(:mod:`routing.retry`); after the last attempt its sender gets a signed
+``hub.unavailable`` receipt and it goes to ``axis.dead`` with reason headers.
+Decisions and commits are batched (:mod:`routing.batching`).
 """
 
 from __future__ import annotations
@@ -19,54 +22,55 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from envelopes.errors import AxisError
 from envelopes.model import StatusPackage
 from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
-from routing.amqp import publish, publish_confirmed
+from routing.admission import RateLimiter
+from routing.amqp import tolerate_invalid_short_strings
 from routing.batching import Batcher
-from routing.contract import WireMessage, delivery_message, receipt_message
+from routing.contract import receipt_message
 from routing.decide import (
     Accepted,
     HubContext,
     NeedsParties,
     Rejected,
     Submission,
-    TrustIndex,
     route_status,
 )
-from routing.errors import DuplicateConflict
+from routing.errors import DocumentIdReused, DuplicateConflict, HubUnavailable, RateLimited
+from routing.hub_config import HubConfig
+from routing.outbox import Outbox
 from routing.ports import HubMonitor, HubStore, NoMonitor, ReceiptSigner
 from routing.queries import QueryHandler
-from routing.records import Records, decide_and_record, delivered_records, records_for
+from routing.records import (
+    Records,
+    conflict_receipt,
+    decide_and_record,
+    delivered_records,
+    records_for,
+)
+from routing.registry_cache import RegistryCache
+from routing.retry import Origin, origin_of
 from routing.topology import Topology, declare_topology
 from routing.values import (
+    RETRYABLE_CODES,
+    DocumentIdTaken,
     DuplicateSubmission,
     NewSubmission,
-    Receipt,
     SubmissionRecord,
     sha256_hex,
 )
 
 log = logging.getLogger("axis.hub")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class HubConfig:
-    """What one hub process needs to run."""
-
-    amqp_url: str
-    prefetch: int = 64
-    max_submission_bytes: int = 16 * 1024 * 1024
-    queue_type: str = "quorum"
-    registry_refresh_seconds: float = 5.0
+_Stored = SubmissionRecord | DuplicateSubmission | DocumentIdTaken
 
 
 class Hub:
@@ -92,15 +96,13 @@ class Hub:
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
         self._decisions: Batcher[_DecideItem, _Decided] = Batcher(_decide_all, self._cpu)
-        self._commits: Batcher[NewSubmission, SubmissionRecord | DuplicateSubmission] = Batcher(
-            store.record_submissions, self._io
-        )
-        self._registry_version = store.registry_version()
-        self._snapshot = store.load_snapshot()
-        self._trust = TrustIndex.from_snapshot(self._snapshot)
+        self._commits: Batcher[NewSubmission, _Stored] = Batcher(store.record_submissions, self._io)
+        self._admission = RateLimiter(config.rate_per_second, config.rate_burst)
+        self._registry = RegistryCache(store, self._io, self._cpu)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._topology: Topology | None = None
+        self._outbox: Outbox | None = None
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._refresher: asyncio.Task[None] | None = None
 
@@ -108,10 +110,12 @@ class Hub:
 
     async def start(self) -> None:
         """Connect, declare the topology and start consuming."""
+        tolerate_invalid_short_strings()
         self._connection = await aio_pika.connect_robust(self.config.amqp_url)
         channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self.config.prefetch)
         self._topology = await declare_topology(channel, self.config.queue_type)
+        self._outbox = Outbox(self._topology, self.config.broker_user)
         queries = QueryHandler(self.store, self._topology.channel, self._io)
         self._consumer_tags = [
             (
@@ -120,7 +124,8 @@ class Hub:
             ),
             (self._topology.query_queue, await self._topology.query_queue.consume(queries.handle)),
         ]
-        self._refresher = asyncio.create_task(self._refresh_registry_forever())
+        self._refresher = asyncio.create_task(
+            self._registry.refresh_forever(self.config.registry_refresh_seconds))
         log.info("hub consuming %s", self._topology.submit_queue.name)
 
     async def stop(self) -> None:
@@ -147,27 +152,8 @@ class Hub:
         await self.stop()
 
     async def refresh_registry(self) -> bool:
-        """Reload the registry snapshot if it changed since the last load; True if reloaded.
-
-        Asking is one cheap query; a reload reads the whole directory (about half a
-        second for the national one), so it happens only when something changed.
-        """
-        version = await self._in_io(self.store.registry_version)
-        if version == self._registry_version:
-            return False
-        # Read before loading: a change made during the load moves the version again.
-        snapshot = await self._in_io(self.store.load_snapshot)
-        trust = await self._in_cpu(TrustIndex.from_snapshot, snapshot)
-        self._snapshot, self._trust, self._registry_version = snapshot, trust, version
-        return True
-
-    async def _refresh_registry_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.registry_refresh_seconds)
-            try:
-                await self.refresh_registry()
-            except Exception:
-                log.exception("registry refresh failed; keeping the previous snapshot")
+        """Reload the registry snapshot if it changed since the last load; True if reloaded."""
+        return await self._registry.refresh()
 
     # -- one submission --------------------------------------------------------------
 
@@ -177,29 +163,42 @@ class Hub:
             self._in_flight.add(task)
         self.monitor.started()
         started = asyncio.get_running_loop().time()
+        origin = origin_of(message.user_id, message.headers or {}, self.config.broker_user)
         try:
-            await self._handle(message)
-        except Exception:
-            log.exception("submission %s failed; returning it to the queue", message.message_id)
-            await message.nack(requeue=True)
+            await self._handle(message, origin)
+        except Exception as exc:
+            log.exception("submission %s failed (attempt %d)", message.message_id,
+                          origin.attempt + 1)  # fmt: skip
+            await self._after_failure(message, origin, exc)
         finally:
             self.monitor.finished(asyncio.get_running_loop().time() - started)
             if task is not None:
                 self._in_flight.discard(task)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: AbstractIncomingMessage, origin: Origin) -> None:
         sub = Submission(
-            bytes(message.body), message.routing_key or "", message.message_id, message.user_id
+            bytes(message.body), message.routing_key or "", message.message_id, origin.user_id
         )
         # A first delivery needs no look-up: the store's unique (user_id, message_id)
         # constraint catches a re-submission when it is recorded.
-        if message.redelivered and sub.user_id and sub.message_id:
+        again = message.redelivered or origin.attempt > 0
+        if again and sub.user_id and sub.message_id:
             existing = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
-            if existing is not None:
-                await self._answer_duplicate(message, sub, existing)
+            if existing is not None and existing.error_code not in RETRYABLE_CODES:
+                await self._answer_duplicate(message, sub, existing, republish=True)
                 return
-        verdict, records = await self._verdict(sub)
+        verdict: Accepted | Rejected
+        if origin.attempt == 0 and sub.user_id and not self._admit(sub.user_id):
+            # The consignment id stays usable: the sender sends it again later.
+            verdict, records = await self._refuse(sub, RateLimited(
+                f"system {sub.user_id} submits faster than {self.config.rate_per_second:g}/s",
+                retry_after=round(self._admission.retry_after(sub.user_id), 3)))
+        else:
+            verdict, records = await self._verdict(sub)
         await self._settle(message, verdict, records)
+
+    def _admit(self, system_id: str) -> bool:
+        return self._admission.admit(system_id, asyncio.get_running_loop().time())
 
     async def _verdict(self, sub: Submission) -> tuple[Accepted | Rejected, Records]:
         verdict, records = await self._decide_once(sub)
@@ -212,59 +211,71 @@ class Hub:
     async def _decide_once(self, sub: Submission) -> tuple[Accepted | Rejected, Records]:
         ctx = HubContext(
             now=self._clock(),
-            registry=self._snapshot,
-            trust=self._trust,
+            registry=self._registry.snapshot,
+            trust=self._registry.trust,
             max_bytes=self.config.max_submission_bytes,
         )
         receipt_id = str(uuid.uuid4())
         verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
         if isinstance(verdict, NeedsParties):
-            parties = await self._in_io(self.store.document_parties, verdict.package.document_id)
-            verdict = route_status(verdict, parties)
+            about = verdict.package.response_for
+            candidates = await self._in_io(
+                self.store.documents_named, about.document_id, about.organ_id or None
+            )
+            verdict = route_status(verdict, candidates)
             records = await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.signer)
         assert records is not None  # a final verdict always comes with its records
+        return verdict, records
+
+    async def _refuse(self, sub: Submission, error: AxisError) -> tuple[Rejected, Records]:
+        """A rejection the edge decides (rate, reused DocumentId, gave up), with its records."""
+        verdict = Rejected(sub, sha256_hex(sub.body), error, kind=sub.routing_key,
+                           sender_system=sub.user_id or "")  # fmt: skip
+        records = await self._in_cpu(
+            records_for, verdict, str(uuid.uuid4()), self._clock(), self.signer
+        )
         return verdict, records
 
     async def _settle(
         self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records
     ) -> None:
         stored = await self._commits.run(records)
+        if isinstance(stored, DocumentIdTaken):
+            verdict, records = await self._document_id_reused(verdict)
+            stored = await self._commits.run(records)
         if isinstance(stored, DuplicateSubmission):  # stored before, perhaps by another worker
-            await self._answer_duplicate(message, verdict.submission, stored.existing)
+            await self._answer_duplicate(message, verdict.submission, stored.existing,
+                                         republish=bool(message.redelivered))  # fmt: skip
             return
+        assert isinstance(stored, SubmissionRecord)
         if isinstance(verdict, Accepted):
-            await self._publish_deliveries(verdict)
+            await self.outbox.deliveries(verdict)
             await self._after_status(verdict)
             self.monitor.accepted(verdict.kind, len(verdict.deliveries))
         else:
             self.monitor.rejected(verdict.kind, verdict.code)
-            log.info(
-                "rejected %s from %s: %s",
-                verdict.submission.message_id,
-                verdict.submission.user_id,
-                verdict.error,
-            )
-        await self._publish_receipt(message, stored)
+            log.info("rejected %s from %s: %s", verdict.submission.message_id,
+                     verdict.submission.user_id, verdict.error)  # fmt: skip
+        await self.outbox.receipt(message, stored, self._registered(stored.user_id))
         await message.ack()
 
-    async def _publish_deliveries(self, verdict: Accepted) -> None:
-        assert self._topology is not None
-        status = verdict.status_code.value if verdict.status_code else None
-        for delivery in verdict.deliveries:
-            msg = delivery_message(
-                body=verdict.submission.body,
-                kind=verdict.kind,
-                sender_system=verdict.sender_system,
-                sender_organ=verdict.sender_organ,
-                recipient_organs=delivery.organs,
-                document_id=verdict.document_id,
-                consignment=verdict.submission.message_id or "",
-                status_code=status,
-            )
-            await self._confirmed_publish(self._topology.deliver_exchange, msg, delivery.system_id)
+    async def _document_id_reused(self, verdict: Accepted | Rejected) -> tuple[Rejected, Records]:
+        organ, document_id = verdict.sender_organ, verdict.document_id
+        return await self._refuse(verdict.submission, DocumentIdReused(
+            f"organ {organ} sent another package as document {document_id!r} before; "
+            "a new package needs a new DocumentId (or an update/replace/revoke business "
+            "type)", organ_id=organ, document_id=document_id))  # fmt: skip
+
+    def _registered(self, user_id: str) -> bool:
+        return bool(user_id) and self._registry.snapshot.system(user_id) is not None
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None, "the hub is not started"
+        return self._outbox
 
     async def _after_status(self, verdict: Accepted) -> None:
-        """A recipient's status 01: a signed ``delivered`` receipt for the document's sender."""
+        """A recipient's first status 01: a signed ``delivered`` receipt for the sender."""
         if verdict.status_code is not StatusCode.ARRIVED:
             return
         parties = verdict.parties
@@ -273,66 +284,35 @@ class Hub:
         now = self._clock()
         receipt, event = delivered_records(verdict, parties, str(uuid.uuid4()), now)
         receipt_xml = await self._in_cpu(self.signer.sign, receipt)
-        await self._in_io(
-            self.store.mark_delivered, verdict.document_id, verdict.sender_system, now, receipt_xml
-        )
+        changed = await self._in_io(self.store.mark_delivered, parties.sender_organ,
+                                    verdict.document_id, verdict.sender_system, now,
+                                    receipt_xml)  # fmt: skip
+        if not changed:  # confirmed before: one "delivered" receipt per recipient system
+            return
         await self._in_io(self.store.add_events, [event])
-        assert self._topology is not None
-        await self._confirmed_publish(
-            self._topology.deliver_exchange,
-            receipt_message(
-                receipt_xml=receipt_xml,
-                receipt_id=receipt.receipt_id,
-                consignment=receipt.message_id,
-                event="delivered",
-                document_id=verdict.document_id,
-            ),
+        await self.outbox.to_inbox(
+            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
+                            consignment=receipt.message_id, event="delivered",
+                            document_id=verdict.document_id),
             parties.sender_system,
-        )
-
-    async def _publish_receipt(
-        self, message: AbstractIncomingMessage, record: SubmissionRecord
-    ) -> None:
-        assert self._topology is not None
-        msg = receipt_message(
-            receipt_xml=record.receipt,
-            receipt_id=f"{record.user_id}/{record.message_id}",
-            consignment=message.message_id or "",
-            event=record.outcome,
-            error_code=record.error_code or "",
-            document_id=record.document_id or "",
-        )
-        if record.user_id and self._snapshot.system(record.user_id) is not None:
-            await self._confirmed_publish(self._topology.deliver_exchange, msg, record.user_id)
-        elif message.reply_to:
-            # No system to bind the sender to: answer on its direct reply-to, if it gave one.
-            await publish(self._topology.channel.default_exchange, msg, message.reply_to)
+        )  # fmt: skip
 
     async def _answer_duplicate(
-        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
-    ) -> None:
+        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord,
+        *, republish: bool,
+    ) -> None:  # fmt: skip
         if existing.sha256 != sha256_hex(sub.body):
             await self._reject_conflict(message, sub, existing)
             return
         self.monitor.duplicate()
-        if message.redelivered and existing.outcome == "accepted":
-            # The first attempt may have died between persisting and publishing: publish
-            # the stored routing again (recipients de-duplicate by delivery message id).
-            await self._republish(existing)
-        await self._publish_receipt(message, existing)
+        if republish and existing.outcome == "accepted" and existing.id is not None:
+            # A redelivery or retry: the first attempt may have died between persisting and
+            # publishing, so publish the stored routing again (recipients de-duplicate).
+            deliveries = await self._in_io(self.store.submission_deliveries, existing.id)
+            status = _status_code_of(existing) if existing.kind == "status" else None
+            await self.outbox.stored_deliveries(existing, deliveries, status)
+        await self.outbox.receipt(message, existing, self._registered(existing.user_id))
         await message.ack()
-
-    async def _republish(self, record: SubmissionRecord) -> None:
-        assert self._topology is not None and record.id is not None
-        deliveries = await self._in_io(self.store.submission_deliveries, record.id)
-        status = _status_code_of(record) if record.kind == "status" else None
-        for delivery in deliveries:
-            msg = delivery_message(
-                body=record.raw, kind=record.kind, sender_system=record.user_id,
-                sender_organ=record.sender_organ or "", recipient_organs=delivery.organs,
-                document_id=record.document_id or "", consignment=record.message_id,
-                status_code=status)  # fmt: skip
-            await self._confirmed_publish(self._topology.deliver_exchange, msg, delivery.system_id)
 
     async def _reject_conflict(
         self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
@@ -340,38 +320,53 @@ class Hub:
         error = DuplicateConflict(
             f"consignment {sub.message_id!r} was submitted before with different content"
         )
-        receipt = Receipt(
-            receipt_id=str(uuid.uuid4()),
-            event="rejected",
-            kind=sub.routing_key,
-            message_id=sub.message_id or "",
-            package_sha256=sha256_hex(sub.body),
-            hub_time=self._clock(),
-            sender_system=sub.user_id or "",
-            error_code=error.code,
-            reason=error.reason,
-        )
+        receipt = conflict_receipt(sub, error, str(uuid.uuid4()), self._clock())
         receipt_xml = await self._in_cpu(self.signer.sign, receipt)
         self.monitor.rejected(sub.routing_key, error.code)
-        assert self._topology is not None
-        await self._confirmed_publish(
-            self._topology.deliver_exchange,
-            receipt_message(
-                receipt_xml=receipt_xml,
-                receipt_id=receipt.receipt_id,
-                consignment=sub.message_id or "",
-                event="rejected",
-                error_code=error.code,
-            ),
+        await self.outbox.to_inbox(
+            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
+                            consignment=sub.message_id or "", event="rejected",
+                            error_code=error.code),
             existing.user_id,
-        )
-        # The conflicting bytes are kept for inspection in axis.dead, not dropped.
-        await message.nack(requeue=False)
+        )  # fmt: skip
+        # The conflicting bytes are kept for inspection in axis.dead, saying why.
+        await self.outbox.dead(message, Origin(sub.user_id), 0, error.code, error.reason)
+        await message.ack()
 
-    async def _confirmed_publish(
-        self, exchange: aio_pika.abc.AbstractExchange, msg: WireMessage, routing_key: str
+    async def _after_failure(
+        self, message: AbstractIncomingMessage, origin: Origin, exc: Exception
     ) -> None:
-        await publish_confirmed(exchange, msg, routing_key)
+        """Retry later with backoff; after the last attempt, a final receipt and a dead
+        letter. If even that cannot be published, the broker gets the message back."""
+        attempt = origin.attempt + 1
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            if attempt < self.config.max_attempts:
+                await self.outbox.retry(message, origin, attempt, error)
+                self.monitor.retried(attempt)
+            else:
+                await self._give_up(message, origin, attempt, error)
+            await message.ack()
+        except Exception:
+            log.exception("cannot park submission %s; returning it to the queue",
+                          message.message_id)  # fmt: skip
+            await message.nack(requeue=True)
+
+    async def _give_up(
+        self, message: AbstractIncomingMessage, origin: Origin, attempt: int, error: str
+    ) -> None:
+        failure = HubUnavailable(f"the hub could not process the submission after {attempt} "
+                                 "attempts; it is kept in axis.dead for the operator")
+        sub = Submission(bytes(message.body), message.routing_key or "", message.message_id,
+                         origin.user_id)  # fmt: skip
+        _verdict, (record, _, _) = await self._refuse(sub, failure)
+        self.monitor.rejected(sub.routing_key, failure.code)
+        self.monitor.gave_up()
+        await self.outbox.dead(message, origin, attempt, failure.code, error)
+        if self._registered(record.user_id):
+            await self.outbox.receipt(message, record, True)
+
+    # -- threads -------------------------------------------------------------------------
 
     async def _in_cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from routing.values import (
     DeliveryRecord,
+    DocumentIdTaken,
     DocumentParties,
     DuplicateSubmission,
     NewSubmission,
@@ -89,22 +90,28 @@ class RegistrySource(Protocol):
 
 
 class QueryStore(Protocol):
-    """What the query endpoint reads: traces, parties and stored receipts."""
-
-    def trace_document(self, document_id_or_message_id: str) -> list[TraceEvent]:
-        """The whole timeline of a document, named by its id or one consignment id."""
-        ...
-
-    def parties(self, document_id: str) -> set[str]:
-        """Sender and recipient systems of a document."""
-        ...
+    """What the query endpoint reads: documents, their timelines and stored receipts."""
 
     def find_submission(self, user_id: str, message_id: str) -> SubmissionRecord | None:
         """The submission ``message_id`` of system ``user_id``, if stored."""
         ...
 
-    def delivered_receipts(self, document_id: str) -> list[bytes]:
-        """The signed "delivered" receipts of a document."""
+    def documents_named(
+        self, document_id: str, sender_organ: str | None = None
+    ) -> list[DocumentParties]:
+        """The parties of every accepted document with this id (of one sender organ)."""
+        ...
+
+    def document_events(self, document_organ: str, document_id: str) -> list[TraceEvent]:
+        """Every event about document (organ, id), in time order."""
+        ...
+
+    def consignment_events(self, submitter: str, message_id: str) -> list[TraceEvent]:
+        """Every event about one consignment of ``submitter``, in time order."""
+        ...
+
+    def delivered_receipts(self, document_organ: str, document_id: str) -> list[bytes]:
+        """The signed "delivered" receipts of document (organ, id)."""
         ...
 
 
@@ -113,12 +120,9 @@ class HubStore(RegistrySource, QueryStore, Protocol):
 
     def record_submissions(
         self, items: Sequence[NewSubmission]
-    ) -> list[SubmissionRecord | DuplicateSubmission]:
-        """Store a batch with one commit; a re-submission comes back as a duplicate."""
-        ...
-
-    def document_parties(self, document_id: str) -> DocumentParties | None:
-        """Who sent a document and which systems received it."""
+    ) -> list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken]:
+        """Store a batch with one commit; a re-submission comes back as a duplicate, a new
+        package reusing its organ's DocumentId as taken."""
         ...
 
     def submission_deliveries(self, submission_id: int) -> list[DeliveryRecord]:
@@ -126,9 +130,15 @@ class HubStore(RegistrySource, QueryStore, Protocol):
         ...
 
     def mark_delivered(
-        self, document_id: str, system_id: str, at: datetime, receipt: bytes | None = None
+        self,
+        document_organ: str,
+        document_id: str,
+        system_id: str,
+        at: datetime,
+        receipt: bytes | None = None,
     ) -> int:
-        """Record a recipient's status 01 and the hub's "delivered" receipt."""
+        """Record a recipient's first status 01 and the hub's "delivered" receipt; the
+        number of deliveries changed (0: confirmed before, or never delivered)."""
         ...
 
     def add_events(self, events: Sequence[TraceEvent]) -> None:
@@ -159,6 +169,14 @@ class HubMonitor(Protocol):
         """A re-submission was answered with its original receipt."""
         ...
 
+    def retried(self, attempt: int) -> None:
+        """A submission failed (attempt ``attempt``) and was parked for a retry."""
+        ...
+
+    def gave_up(self) -> None:
+        """A submission failed its last attempt: hub.unavailable receipt, dead letter."""
+        ...
+
 
 class NoMonitor:
     """A :class:`HubMonitor` that records nothing."""
@@ -176,4 +194,10 @@ class NoMonitor:
         pass
 
     def duplicate(self) -> None:
+        pass
+
+    def retried(self, attempt: int) -> None:
+        pass
+
+    def gave_up(self) -> None:
         pass

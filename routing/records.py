@@ -5,9 +5,26 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from routing.decide import Accepted, HubContext, NeedsParties, Rejected, Submission, decide
+from envelopes.errors import AxisError
+from routing.decide import (
+    Accepted,
+    HubContext,
+    NeedsParties,
+    Rejected,
+    Submission,
+    decide,
+    valid_message_id,
+)
 from routing.ports import ReceiptSigner
-from routing.values import DeliveryRecord, DocumentParties, Receipt, SubmissionRecord, TraceEvent
+from routing.values import (
+    REFUSED_EXCERPT_BYTES,
+    DeliveryRecord,
+    DocumentParties,
+    Receipt,
+    SubmissionRecord,
+    TraceEvent,
+    sha256_hex,
+)
 
 Records = tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]
 
@@ -38,7 +55,7 @@ def records_for(
         receipt_id=receipt_id,
         event="accepted" if accepted else "rejected",
         kind=verdict.kind or sub.routing_key,
-        message_id=sub.message_id or "",
+        message_id=stated_message_id(sub.message_id),
         package_sha256=verdict.sha256,
         hub_time=now,
         sender_system=verdict.sender_system,
@@ -49,29 +66,46 @@ def records_for(
         reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
     )
     receipt_bytes = signer.sign(receipt)
+    bound = is_bound(sub)
     record = SubmissionRecord(
         id=None,
         user_id=sub.user_id or "",
-        message_id=_storage_message_id(sub, receipt.receipt_id),
+        # A refusal naming no consignment is counted by the store, not stored.
+        message_id=(sub.message_id or "") if bound else "",
         kind=receipt.kind,
         sha256=verdict.sha256,
         document_id=verdict.document_id or None,
         sender_organ=verdict.sender_organ or None,
+        document_organ=verdict.document_organ or None,
         outcome="accepted" if accepted else "rejected",
         error_code=receipt.error_code or None,
         reason=receipt.reason or None,
-        raw=sub.body,
+        # Refused bodies cost the hub little: a bounded excerpt, the size and the digest.
+        raw=sub.body if accepted else sub.body[:REFUSED_EXCERPT_BYTES],
+        size=len(sub.body),
+        amends=isinstance(verdict, Accepted) and verdict.amends,
         receipt=receipt_bytes,
         received_at=now,
     )
-    return record, _delivery_records(verdict, now), _trace_events(verdict, receipt, now)
+    events = _trace_events(verdict, receipt, now) if bound else []
+    return record, _delivery_records(verdict, now), events
 
 
-def _storage_message_id(sub: Submission, receipt_id: str) -> str:
-    # A submission the hub cannot bind to a sender is stored under a key of its own.
-    if sub.user_id and sub.message_id:
-        return sub.message_id
-    return f"{sub.message_id or '-'}#{receipt_id}"
+def stated_message_id(message_id: str | None) -> str:
+    """The ``MessageId`` a receipt states: the consignment id, or, for a missing or
+    malformed one, words (with a space, so never a valid id) and a printable escape."""
+    if valid_message_id(message_id):
+        return str(message_id)
+    if message_id is None:
+        return "no message_id"
+    escaped = message_id.encode("unicode_escape").decode("ascii")
+    return "invalid message_id " + "".join(c if 0x20 <= ord(c) < 0x7F else "?"
+                                           for c in escaped)[:200]  # fmt: skip
+
+
+def is_bound(sub: Submission) -> bool:
+    """True when the submission names a consignment: a sender (user_id) and a valid id."""
+    return bool(sub.user_id) and valid_message_id(sub.message_id)
 
 
 def _delivery_records(verdict: Accepted | Rejected, now: datetime) -> list[DeliveryRecord]:
@@ -94,8 +128,9 @@ def _trace_events(
 ) -> list[TraceEvent]:
     sub = verdict.submission
     trace = functools.partial(
-        TraceEvent, at=now, message_id=sub.message_id or "", document_id=verdict.document_id or None
-    )
+        TraceEvent, at=now, message_id=sub.message_id or "", submitter=sub.user_id or "",
+        document_organ=verdict.document_organ or None, document_id=verdict.document_id or None,
+    )  # fmt: skip
     organ = verdict.sender_organ or None
     sender = sub.user_id or ""
     events = [
@@ -139,9 +174,26 @@ def delivered_records(
         event="delivered",
         at=now,
         message_id=receipt.message_id,
+        submitter=parties.sender_system,
         system_id=verdict.sender_system,
+        document_organ=parties.sender_organ,
         document_id=verdict.document_id,
         organ_id=",".join(receipt.recipients),
         detail=receipt.receipt_id,
     )
     return receipt, event
+
+
+def conflict_receipt(sub: Submission, error: AxisError, receipt_id: str, now: datetime) -> Receipt:
+    """What the rejected receipt for a consignment id re-used with other bytes states."""
+    return Receipt(
+        receipt_id=receipt_id,
+        event="rejected",
+        kind=sub.routing_key,
+        message_id=sub.message_id or "",
+        package_sha256=sha256_hex(sub.body),
+        hub_time=now,
+        sender_system=sub.user_id or "",
+        error_code=error.code,
+        reason=error.reason,
+    )

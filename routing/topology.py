@@ -16,7 +16,7 @@ management API.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aio_pika import ExchangeType
@@ -31,11 +31,13 @@ from routing.contract import (
     QUERY_EXCHANGE,
     QUERY_KEY,
     QUERY_QUEUE,
+    RETRY_EXCHANGE,
     STATUS_KEY,
     SUBMIT_EXCHANGE,
     SUBMIT_QUEUE,
     inbox_queue_name,
 )
+from routing.retry import H_RETRY_LEVEL, RETRY_DELAYS, retry_queue_name
 
 QUEUE_TYPES = ("quorum", "classic")
 # A submission that crashes the hub this many times is dead-lettered, not retried forever.
@@ -50,6 +52,7 @@ class Topology:
     deliver_exchange: AbstractExchange
     query_exchange: AbstractExchange
     dead_exchange: AbstractExchange
+    retry_exchange: AbstractExchange
     submit_queue: AbstractQueue
     query_queue: AbstractQueue
     dead_queue: AbstractQueue
@@ -81,6 +84,7 @@ class QueueSpec:
     name: str
     arguments: dict[str, Any]
     bindings: tuple[tuple[str, str], ...]
+    binding_arguments: dict[str, Any] = field(default_factory=dict)
 
 
 def hub_queues(queue_type: str) -> tuple[QueueSpec, ...]:
@@ -92,7 +96,23 @@ def hub_queues(queue_type: str) -> tuple[QueueSpec, ...]:
                   queue_arguments(queue_type, delivery_limit=SUBMIT_DELIVERY_LIMIT),
                   ((SUBMIT_EXCHANGE, EDOC_KEY), (SUBMIT_EXCHANGE, STATUS_KEY))),
         QueueSpec(QUERY_QUEUE, queue_arguments(queue_type), ((QUERY_EXCHANGE, QUERY_KEY),)),
+        *(retry_queue(queue_type, level) for level in range(1, len(RETRY_DELAYS) + 1)),
     )  # fmt: skip
+
+
+def retry_queue(queue_type: str, level: int) -> QueueSpec:
+    """``axis.retry.<level>``: holds a submission for its delay, then dead-letters it back
+    to ``axis.submit`` with its own routing key (docs/protocol.md, retries)."""
+    arguments: dict[str, Any] = {
+        "x-queue-type": queue_type,
+        "x-message-ttl": RETRY_DELAYS[level - 1] * 1000,
+        "x-dead-letter-exchange": SUBMIT_EXCHANGE,
+    }
+    if queue_type == "quorum":  # a quorum queue dead-letters safely only at least once
+        arguments["x-dead-letter-strategy"] = "at-least-once"
+        arguments["x-overflow"] = "reject-publish"
+    return QueueSpec(retry_queue_name(level), arguments, ((RETRY_EXCHANGE, ""),),
+                     {"x-match": "all", H_RETRY_LEVEL: str(level)})  # fmt: skip
 
 
 async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum") -> Topology:
@@ -105,7 +125,8 @@ async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum")
     for spec in hub_queues(queue_type):
         queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
         for exchange, key in spec.bindings:
-            await queue.bind(exchanges[exchange], routing_key=key)
+            await queue.bind(exchanges[exchange], routing_key=key,
+                             arguments=spec.binding_arguments or None)  # fmt: skip
         queues[spec.name] = queue
     dead_queue, submit_queue = queues[DEAD_QUEUE], queues[SUBMIT_QUEUE]
     query_queue = queues[QUERY_QUEUE]
@@ -115,6 +136,7 @@ async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum")
         deliver_exchange=exchanges[DELIVER_EXCHANGE],
         query_exchange=exchanges[QUERY_EXCHANGE],
         dead_exchange=exchanges[DEAD_EXCHANGE],
+        retry_exchange=exchanges[RETRY_EXCHANGE],
         submit_queue=submit_queue,
         query_queue=query_queue,
         dead_queue=dead_queue,

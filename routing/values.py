@@ -19,6 +19,13 @@ Outcome = Literal["accepted", "rejected"]
 EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered", "status"]
 
 
+# Refusals that do not use up the consignment id: the sender sends the same one again later,
+# and the store replaces the refused record with the new outcome.
+RETRYABLE_CODES = frozenset({"submission.rate_limited", "hub.unavailable"})
+
+# What the store keeps of a refused body: its size, digest and this much of its start.
+REFUSED_EXCERPT_BYTES = 4096
+
 ReceiptEvent = Literal["accepted", "rejected", "delivered"]
 RECEIPT_EVENTS: tuple[ReceiptEvent, ...] = ("accepted", "rejected", "delivered")
 
@@ -49,7 +56,15 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubmissionRecord:
-    """One consignment as received, accepted or rejected, with its receipt."""
+    """One consignment as received, accepted or rejected, with its receipt.
+
+    A document is named by ``(document_organ, document_id)``: for a document package
+    the organ is its sender's, for a status the organ of the document it answers
+    (``ResponseFor/OrganId``). ``raw`` is the whole body for an accepted submission
+    and at most :data:`REFUSED_EXCERPT_BYTES` of it for a rejected one; ``size`` is
+    the body's length either way. ``amends`` (not stored) marks an update,
+    replacement or revocation, which may reuse its document's id.
+    """
 
     user_id: str
     message_id: str
@@ -61,8 +76,11 @@ class SubmissionRecord:
     received_at: datetime
     document_id: str | None = None
     sender_organ: str | None = None
+    document_organ: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    size: int = 0
+    amends: bool = False
     id: int | None = None
 
 
@@ -79,12 +97,18 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TraceEvent:
-    """One step of a document's life: ``system_id`` is the system acting or receiving."""
+    """One step of a document's life: ``system_id`` is the system acting or receiving.
+
+    ``message_id`` is a consignment of system ``submitter``; the document is
+    ``(document_organ, document_id)``.
+    """
 
     event: EventKind
     at: datetime
     message_id: str
     system_id: str
+    submitter: str = ""
+    document_organ: str | None = None
     document_id: str | None = None
     organ_id: str | None = None
     status_code: str | None = None
@@ -101,13 +125,27 @@ class DuplicateSubmission(Exception):  # internal signal, deliberately not an Ax
         self.existing = existing
 
 
+class DocumentIdTaken(Exception):  # internal signal, deliberately not an AxisError
+    """The sender organ used this DocumentId before, for another package."""
+
+    def __init__(self, record: SubmissionRecord) -> None:
+        super().__init__(f"document {record.document_organ}/{record.document_id} exists")
+        self.record = record
+
+
 # One submission as the hub hands it to the store: the record, its deliveries, its events.
 NewSubmission = tuple[SubmissionRecord, Sequence[DeliveryRecord], Sequence[TraceEvent]]
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentParties:
-    """Who sent a document and which systems received it (from the store)."""
+    """Who sent a document and which systems received it (from the store).
+
+    A document is ``(sender_organ, document_id)``: two organs may use one DocumentId
+    without touching each other's records. ``message_id`` and ``sha256`` are those of
+    the first accepted package; ``recipients`` maps every system that was delivered a
+    copy (of it or of an update) to its organs.
+    """
 
     document_id: str
     sender_system: str

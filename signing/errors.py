@@ -25,6 +25,19 @@ class MultipleSignatures(SignatureError):
     code = "signature.multiple_signatures"
 
 
+class SignatureUnexpectedContent(SignatureError):
+    """The ``ds:Signature`` holds something XMLDSig does not need here.
+
+    A ``ds:Object`` (hence also a ``ds:Manifest`` or ``ds:SignatureProperties``), an
+    element of another namespace, text, a processing instruction, elements out of
+    order or repeated, or a ``KeyInfo`` child other than ``X509Data``: none of it is
+    signed, and a recipient's naive parser could read it as the package. ``path``
+    names the offending node.
+    """
+
+    code = "signature.unexpected_content"
+
+
 class ReferenceNotWholeDocument(SignatureError):
     """The signature covers something other than the whole package (``URI=""``)."""
 

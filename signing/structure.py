@@ -1,8 +1,9 @@
 """What a signature must look like before any cryptography runs.
 
 Exactly one ``Signature`` in the whole document (any namespace), enveloped,
-one ``Reference`` to the whole document (``URI=""``), and only algorithms Axis
-knows and the policy allows. These checks give precise error codes; signxml
+holding nothing but what XMLDSig needs (no ``ds:Object``, no foreign elements, no
+text), one ``Reference`` to the whole document (``URI=""``), and only algorithms
+Axis knows and the policy allows. These checks give precise error codes; signxml
 then does the actual XMLDSig processing.
 """
 
@@ -23,6 +24,7 @@ from signing.errors import (
     ReferenceNotWholeDocument,
     SignatureInvalid,
     SignatureMissing,
+    SignatureUnexpectedContent,
     UntrustedCertificate,
 )
 
@@ -97,6 +99,7 @@ def find_signature(root: etree._Element) -> etree._Element:
 def inspect_signature(root: etree._Element, *, allow_sha1: bool) -> SignatureShape:
     """Check the signature's structure and algorithms; raise the precise coded error."""
     signature = find_signature(root)
+    check_signature_content(signature)
     signed_info = _only(signature, "ds:SignedInfo")
     if _only(signature, "ds:SignatureValue") is None or signed_info is None:
         raise SignatureInvalid("Signature needs exactly one SignedInfo and one SignatureValue")
@@ -177,3 +180,177 @@ def _certificates(signature: etree._Element) -> tuple[bytes, ...]:
         except (binascii.Error, ValueError):
             raise InvalidKeyMaterial("an X509Certificate is not valid base64") from None
     return tuple(ders)
+
+
+# -- what a ds:Signature may contain ----------------------------------------------------------
+
+_EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_PREFIXES = {DS: "ds", _EXC_C14N: "ec"}
+_XML_SPACE = " \t\r\n"
+
+# One step of a content model: the tags it admits, and whether it may repeat. Every step
+# is optional: a missing element is left to the checks that name it (signature.invalid,
+# signature.untrusted_certificate), this model refuses only what is there and should not be.
+_Step = tuple[frozenset[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """What one element inside ``ds:Signature`` may hold: child steps in order, or text."""
+
+    steps: tuple[_Step, ...] = ()
+    text: bool = False
+
+
+def _tag(name: str) -> str:
+    prefix, local = name.split(":")
+    namespace = next(ns for ns, known in _PREFIXES.items() if known == prefix)
+    return f"{{{namespace}}}{local}"
+
+
+def _once(*names: str) -> tuple[_Step, ...]:
+    return tuple((frozenset({_tag(name)}), False) for name in names)
+
+
+def _any(*names: str) -> tuple[_Step, ...]:
+    return ((frozenset(_tag(name) for name in names), True),)
+
+
+_SIGNATURE = _tag("ds:Signature")
+_TEXT = _Content(text=True)
+_EMPTY = _Content()
+# ec:InclusiveNamespaces is exclusive C14N's own parameter (signxml writes it on request).
+_CONTENT: dict[str, _Content] = {
+    _SIGNATURE: _Content(_once("ds:SignedInfo", "ds:SignatureValue", "ds:KeyInfo")),
+    _tag("ds:SignedInfo"): _Content(
+        _once("ds:CanonicalizationMethod", "ds:SignatureMethod") + _any("ds:Reference")
+    ),
+    _tag("ds:CanonicalizationMethod"): _Content(_once("ec:InclusiveNamespaces")),
+    _tag("ds:SignatureMethod"): _EMPTY,
+    _tag("ds:Reference"): _Content(_once("ds:Transforms", "ds:DigestMethod", "ds:DigestValue")),
+    _tag("ds:Transforms"): _Content(_any("ds:Transform")),
+    _tag("ds:Transform"): _Content(_once("ec:InclusiveNamespaces")),
+    _tag("ec:InclusiveNamespaces"): _EMPTY,
+    _tag("ds:DigestMethod"): _EMPTY,
+    _tag("ds:DigestValue"): _TEXT,
+    _tag("ds:SignatureValue"): _TEXT,
+    _tag("ds:KeyInfo"): _Content(_any("ds:X509Data")),
+    _tag("ds:X509Data"): _Content(
+        _any("ds:X509Certificate", "ds:X509IssuerSerial", "ds:X509SubjectName", "ds:X509SKI")
+    ),
+    _tag("ds:X509IssuerSerial"): _Content(_once("ds:X509IssuerName", "ds:X509SerialNumber")),
+    _tag("ds:X509IssuerName"): _TEXT,
+    _tag("ds:X509SerialNumber"): _TEXT,
+    _tag("ds:X509Certificate"): _TEXT,
+    _tag("ds:X509SubjectName"): _TEXT,
+    _tag("ds:X509SKI"): _TEXT,
+}
+
+
+def check_signature_content(signature: etree._Element) -> None:
+    """Refuse anything in ``signature`` that XMLDSig, as Axis uses it, does not need.
+
+    Only XMLDSig's own elements for one X.509-keyed signature, each where and in the
+    order XMLDSig puts it, with text only in the value elements (docs/signing.md has
+    the list); comments are ignored. Raises :class:`SignatureUnexpectedContent`
+    naming the first offending node.
+    """
+    _check_element(signature, _CONTENT[signature.tag])
+
+
+def _check_element(element: etree._Element, content: _Content) -> None:
+    if not content.text:
+        _refuse_text(element.text, element)
+    position = 0
+    for child in element:
+        if isinstance(child.tag, str):
+            position = _admit(element, content, position, child)
+            _check_element(child, _CONTENT[child.tag])
+        elif not isinstance(child, etree._Comment):
+            _refuse_node(element, child)
+        if not content.text:
+            _refuse_text(child.tail, element)
+
+
+def _refuse_node(parent: etree._Element, node: etree._Element) -> None:
+    """A processing instruction (or entity reference) is data for some other parser."""
+    pi = isinstance(node, etree._ProcessingInstruction)
+    kind, step = (
+        ("processing instruction", "processing-instruction()")
+        if pi
+        else ("entity reference", "entity()")
+    )
+    raise SignatureUnexpectedContent(
+        f"a {kind} is not allowed in {_name(parent)}", path=f"{_path(parent)}/{step}"
+    )
+
+
+def _admit(parent: etree._Element, content: _Content, position: int, child: etree._Element) -> int:
+    """The step position after ``child``; refuse it if no step from ``position`` admits it."""
+    for index in range(position, len(content.steps)):
+        tags, repeatable = content.steps[index]
+        if child.tag in tags:
+            return index if repeatable else index + 1
+    raise SignatureUnexpectedContent(
+        f"{_what(parent, content, child)}; {_allowed(content)}",
+        path=_path(child),
+        element=_name(child),
+    )
+
+
+def _what(parent: etree._Element, content: _Content, child: etree._Element) -> str:
+    if etree.QName(child).namespace not in _PREFIXES:
+        return f"{_name(child)} (not an XMLDSig element) is not allowed in {_name(parent)}"
+    if any(child.tag in tags for tags, _ in content.steps):
+        return f"{_name(child)} is out of order or repeated in {_name(parent)}"
+    return f"{_name(child)} is not allowed in {_name(parent)}"
+
+
+def _allowed(content: _Content) -> str:
+    if content.text:
+        return "it holds only text"
+    if not content.steps:
+        return "it must be empty"
+    parts = [
+        " or ".join(sorted(_name_of(tag) for tag in tags)) + (" (repeatable)" if repeats else "")
+        for tags, repeats in content.steps
+    ]
+    return "it may hold only, in this order: " + ", ".join(parts)
+
+
+def _refuse_text(text: str | None, parent: etree._Element) -> None:
+    if text and text.strip(_XML_SPACE):
+        raise SignatureUnexpectedContent(
+            f"text {text.strip(_XML_SPACE)[:40]!r} is not allowed in {_name(parent)}",
+            path=f"{_path(parent)}/text()",
+        )
+
+
+def _name(element: etree._Element) -> str:
+    return _name_of(element.tag)
+
+
+def _name_of(tag: str) -> str:
+    """``ds:Name`` / ``ec:Name`` for the known namespaces, Clark notation for any other."""
+    qname = etree.QName(tag)
+    prefix = _PREFIXES.get(qname.namespace or "")
+    return f"{prefix}:{qname.localname}" if prefix else tag
+
+
+def _path(element: etree._Element) -> str:
+    """``/edXML/edXMLEnvelope/edXMLHeader/ds:Signature/ds:Object[2]``: local names outside
+    the signature, :func:`_name_of` names from it down."""
+    steps: list[str] = []
+    node: etree._Element | None = element
+    inside = True
+    while node is not None:
+        name = _name(node) if inside else etree.QName(node).localname
+        inside = inside and node.tag != _SIGNATURE
+        parent = node.getparent()
+        if parent is not None:
+            same = [sibling for sibling in parent if sibling.tag == node.tag]
+            if len(same) > 1:
+                name = f"{name}[{same.index(node) + 1}]"
+        steps.append(name)
+        node = parent
+    return "/" + "/".join(reversed(steps))

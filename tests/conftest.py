@@ -9,13 +9,18 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.test_signing_helpers import SigningPki, make_pki
+
+if TYPE_CHECKING:
+    from tests.clikit import CliWorld
+    from tests.hubkit import HubKit
 
 RABBITMQ_URL = os.environ.get("AXIS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("AXIS_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
@@ -119,3 +124,30 @@ def postgres_db_url(postgres_base_url: str, unique_name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{unique_name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def kit(
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str
+) -> AsyncIterator[HubKit]:
+    """A running hub on a private vhost with a SQLite store (agencies via ``kit.agency``)."""
+    from tests.hubkit import close_kit, make_kit
+
+    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
+    try:
+        await kit.start_hub()
+        yield kit
+    finally:
+        await close_kit(kit)
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, unique_name: str
+) -> Iterator[CliWorld]:
+    """An initialised hub home for CLI tests (``axis init`` run), cleaned up afterwards."""
+    from tests.clikit import cli_world
+
+    with cli_world(tmp_path, amqp_base_url, management_base_url, unique_name) as w:
+        w.init()
+        yield w

@@ -22,7 +22,8 @@ from axis.settings import Settings, load_settings, write_default_config
 from axis.store import Store
 from envelopes.builder import attachment_from_bytes, document_from_metadata
 from envelopes.model import DocumentPackage
-from routing.hub import Hub, HubConfig
+from routing.hub import Hub
+from routing.hub_config import HubConfig
 
 
 def vhost_url(base: str, vhost: str) -> str:
@@ -55,6 +56,7 @@ class HubKit:
     metrics: HubMetrics = field(default_factory=HubMetrics)
 
     async def start_hub(self, **config: Any) -> Hub:
+        config.setdefault("queue_type", self.settings.queue_type)
         self.hub = Hub(
             HubConfig(amqp_url=self.settings.amqp_url, registry_refresh_seconds=0.5, **config),
             self.store,
@@ -141,13 +143,18 @@ async def take(
 
 
 async def make_kit(
-    tmp: Path, amqp_base: str, management_base: str, vhost: str, db_url: str | None = None
-) -> HubKit:
+    tmp: Path, amqp_base: str, management_base: str, vhost: str, db_url: str | None = None,
+    queue_type: str = "quorum",
+) -> HubKit:  # fmt: skip
     """A hub home on ``vhost`` (which exists already: the ``private_vhost`` fixture)."""
     management = Management(management_base)
     home = tmp / "hub"
     home.mkdir()
     write_default_config(home)
+    if queue_type != "quorum":
+        config = home / "axis.toml"
+        config.write_text(config.read_text().replace('queue_type = "quorum"',
+                                                     f'queue_type = "{queue_type}"'))
     env = {"AXIS_AMQP_URL": vhost_url(amqp_base, vhost), "AXIS_MANAGEMENT_URL": management_base}
     if db_url:
         env["AXIS_DB_URL"] = db_url

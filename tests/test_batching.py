@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from axis.store import Store
 from routing.batching import Batcher
-from routing.values import DuplicateSubmission, NewSubmission, SubmissionRecord
+from routing.values import DocumentIdTaken, DuplicateSubmission, NewSubmission, SubmissionRecord
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -30,7 +30,7 @@ class CountingStore(Store):
 
     def record_submissions(
         self, items: Sequence[NewSubmission]
-    ) -> list[SubmissionRecord | DuplicateSubmission]:
+    ) -> list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken]:
         self.batches.append(len(items))
         return super().record_submissions(items)
 
@@ -54,7 +54,7 @@ def record(message_id: str, receipt: bytes = b"<Receipt/>") -> SubmissionRecord:
 
 async def record_all(
     store: Store, records: list[SubmissionRecord], max_batch: int = 128
-) -> list[SubmissionRecord | DuplicateSubmission]:
+) -> list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken]:
     with ThreadPoolExecutor(max_workers=2) as io:
         commits = Batcher(store.record_submissions, io, max_batch=max_batch)
         return await asyncio.gather(*(commits.run((r, [], [])) for r in records))

@@ -180,6 +180,7 @@ class Stage:
     b: AgencyFiles
     package: Path
     receipt: Path
+    b_item: Path  # the document as B's `axis inbox fetch` stored it
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +207,15 @@ def stage(
             a.profile,
             "--json",
         ).json()
+        inbox_b = root / "inbox-b"
+        got = fetch_until(world, b.profile, inbox_b, lambda items: _edocs(items) != [])
+        [doc] = _edocs(got)
         assert world.stop_hub(hub) == 0, world.hub_log()
-        yield Stage(world, a, b, Path(sent["package"]), Path(sent["receipt"]))
+        yield Stage(world, a, b, Path(sent["package"]), Path(sent["receipt"]), inbox_b / doc["id"])
+
+
+def _edocs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [i for i in items if i["kind"] == "edoc"]
 
 
 def _closed_port() -> int:
@@ -267,10 +275,15 @@ def _case_args(stage: Stage, case: str) -> tuple[list[object], str]:
             ["receipt", "verify", s.receipt, "--package", other, "--trust", s.world.pki / "ca.pem"],
             "receipt.package_mismatch",
         )
-    if case == "status_refused":  # a recipient may not ask for a take-back (13)
+    if case == "status_refused":  # a recipient (it fetched the document) may not ask for 13
         return (
-            ["status", s.package, "--code", "13", "--profile", s.b.profile],
+            ["status", s.b_item, "--code", "13", "--profile", s.b.profile],
             "status.code_refused",
+        )
+    if case == "status_side_unknown":  # B never fetched the package A keeps in sent/
+        return (
+            ["status", s.package, "--code", "03", "--profile", s.b.profile],
+            "status.side_unknown",
         )
     if case == "status_01_is_automatic":
         return ["status", s.package, "--code", "1", "--profile", s.b.profile], "status.code_refused"
@@ -310,6 +323,7 @@ CASES = [
     "tampered_receipt",
     "package_mismatch",
     "status_refused",
+    "status_side_unknown",
     "status_01_is_automatic",
     "sender_status_refused",
     "register_twice",

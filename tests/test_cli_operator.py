@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,12 @@ from tests.clikit import (
     CliWorld,
     assert_error,
     base_env,
-    cli_world,
     organ,
     submit_consumers,
     wait_for,
 )
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture
-def world(
-    tmp_path: Path, amqp_base_url: str, management_base_url: str, unique_name: str
-) -> Iterator[CliWorld]:
-    with cli_world(tmp_path, amqp_base_url, management_base_url, unique_name) as w:
-        w.init()
-        yield w
 
 
 def _send(world: CliWorld, sender: AgencyFiles, to: str, number: str) -> dict[str, object]:

@@ -228,7 +228,10 @@ def test_asyncapi_headers_are_the_message_module(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     delivery = set(schemas["deliveryHeaders"]["properties"])
     receipt = set(schemas["receiptHeaders"]["properties"])
-    assert delivery | receipt == set(HEADERS)
+    dead = set(schemas["deadLetterHeaders"]["properties"])
+    assert delivery | receipt | dead == set(HEADERS)
+    assert dead == {contract.H_ORIGIN_USER, contract.H_ATTEMPT, contract.H_DEAD_REASON,
+                    contract.H_LAST_ERROR}  # fmt: skip
     assert receipt == {
         contract.H_EVENT, contract.H_CONSIGNMENT, contract.H_DOCUMENT_ID, contract.H_ERROR_CODE,
     }  # fmt: skip

@@ -36,6 +36,7 @@ PINNED_CODES = frozenset(
         "signature.missing",
         "signature.invalid",
         "signature.multiple_signatures",
+        "signature.unexpected_content",
         "signature.reference_not_whole_document",
         "signature.algorithm_refused",
         "signature.untrusted_certificate",
@@ -58,10 +59,17 @@ PINNED_CODES = frozenset(
         "submission.duplicate_conflict",
         "submission.invalid_message_id",
         "submission.unknown_kind",
+        "submission.dead_letter_not_found",
+        "submission.dead_letter_not_replayable",
         "status.error",
         "status.unknown_document",
         "status.not_a_party",
         "status.code_refused",
+        "status.side_unknown",
+        "submission.document_id_reused",
+        "submission.rate_limited",
+        "hub.unavailable",
+        "receipt.not_ours",
         "receipt.error",
         "receipt.malformed",
         "receipt.package_mismatch",
@@ -94,7 +102,7 @@ CODE_SHAPE = re.compile(r"^[a-z]+\.[a-z]+(_[a-z]+)*$")
 ORIGINS = frozenset(
     {
         "axis", "envelope", "signature", "sender", "recipient", "submission", "status",
-        "receipt", "registry", "config", "pki", "transport",
+        "receipt", "registry", "config", "pki", "transport", "hub",
     }
 )  # fmt: skip
 

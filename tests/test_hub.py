@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aio_pika
 import pytest
@@ -17,26 +14,10 @@ from envelopes.model import DocumentPackage
 from envelopes.status_codes import StatusCode
 from routing.errors import QueryRefused
 from signing.sign import sign_package
-from tests.hubkit import HubKit, close_kit, document, make_kit, take
+from tests.clikit import organ
+from tests.hubkit import HubKit, document, take
 
 pytestmark = pytest.mark.rabbitmq
-
-
-def organ(tag: str) -> str:
-    """A unique organ id per test (QĐ 20/2020 form), so broker accounts never collide."""
-    return f"{tag}.{uuid.uuid4().hex[:10].upper()}"
-
-
-@pytest.fixture
-async def kit(
-    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str
-) -> AsyncIterator[HubKit]:
-    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
-    try:
-        await kit.start_hub()
-        yield kit
-    finally:
-        await close_kit(kit)
 
 
 async def receipt_for(agency_client: object, message_id: str) -> object:
@@ -281,11 +262,15 @@ async def test_status_from_a_stranger_is_refused(kit: HubKit) -> None:
     message_id = await c.client.send_status(package, StatusCode.ACCEPTED, "không liên quan")
     receipt = await c.client.wait_receipt(message_id, 15)
     assert receipt.receipt.error_code == "status.not_a_party"
-    own = await c.client.trace(package.document_id)  # only its own refused submission
+    own = await c.client.trace(message_id)  # its own refused consignment, nothing more
     assert {e["message_id"] for e in own["events"]} == {message_id}
+    assert {e["event"] for e in own["events"]} == {"submitted", "rejected"}
     d = await kit.agency(organ("D"))
-    with pytest.raises(QueryRefused, match="party"):
-        await d.client.trace(package.document_id)
+    # Not a party: the same answer as for an unknown document, for C and D alike.
+    for stranger in (c, d):
+        with pytest.raises(QueryRefused, match="party") as refused:
+            await stranger.client.trace(package.document_id)
+        assert package.document_id in str(refused.value)
 
 
 async def test_metrics_count_outcomes_and_rejection_codes(kit: HubKit) -> None:

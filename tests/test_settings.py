@@ -153,4 +153,5 @@ def test_settings_is_frozen_and_validates_directly(tmp_path: Path) -> None:
 def test_written_config_is_valid_toml_with_every_key(tmp_path: Path) -> None:
     data = tomllib.loads(write_default_config(tmp_path).read_text(encoding="utf-8"))
     assert set(data) == {"amqp_url", "db_url", "management_url", "max_submission_bytes",
-                         "prefetch", "metrics_port", "queue_type"}
+                         "prefetch", "metrics_port", "queue_type", "max_attempts",
+                         "rate_per_second", "rate_burst"}  # fmt: skip

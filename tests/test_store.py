@@ -22,6 +22,7 @@ from axis.store import Store
 from envelopes.errors import InvalidOrganId
 from routing.values import (
     DeliveryRecord,
+    DocumentIdTaken,
     DuplicateSubmission,
     NewSubmission,
     SubmissionRecord,
@@ -70,8 +71,8 @@ def submission(
         user_id=user, message_id=message_id, kind=kind,
         sha256=hashlib.sha256(raw).hexdigest(), outcome=outcome,  # type: ignore[arg-type]
         raw=raw, receipt=b"<Receipt>" + message_id.encode() + b"</Receipt>", received_at=at,
-        document_id=document_id, sender_organ=user,
-        error_code=None if outcome == "accepted" else "signature.invalid",
+        document_id=document_id, sender_organ=user, document_organ=user if document_id else None,
+        size=len(raw), error_code=None if outcome == "accepted" else "signature.invalid",
         reason=None if outcome == "accepted" else "digest mismatch",
     )  # fmt: skip
 
@@ -79,7 +80,8 @@ def submission(
 def event(kind: str, at: datetime, *, message_id: str = "m1", document_id: str | None = "doc-1",
           system_id: str = G22, detail: str | None = None) -> TraceEvent:
     return TraceEvent(event=kind, at=at, message_id=message_id,  # type: ignore[arg-type]
-                      document_id=document_id, system_id=system_id, detail=detail)
+                      document_id=document_id, system_id=system_id, detail=detail,
+                      submitter=G22, document_organ=G22 if document_id else None)
 
 
 def delivery(system_id: str, *organs: str) -> DeliveryRecord:
@@ -313,11 +315,12 @@ def test_registry_version_moves_with_every_registry_change_only(store: Store) ->
 
 
 def test_record_submissions_batch_reports_each_outcome(store: Store) -> None:
-    earlier = store.record_submission(submission(message_id="old"), [], [])
+    earlier = store.record_submission(submission(message_id="old", document_id="doc-0"), [], [])
     batch: list[NewSubmission] = [
         (submission(message_id="a"), [delivery(H41)], [event("accepted", T0, message_id="a")]),
-        (replace(submission(message_id="old"), receipt=b"<Receipt>again</Receipt>"), [], []),
-        (submission(message_id="b"), [delivery(H29)], []),
+        (replace(submission(message_id="old", document_id="doc-0"),
+                 receipt=b"<Receipt>again</Receipt>"), [], []),
+        (submission(message_id="b", document_id="doc-2"), [delivery(H29)], []),
         (replace(submission(message_id="a"), receipt=b"<Receipt>twice</Receipt>"), [], []),
     ]
     outcomes = store.record_submissions(batch)
@@ -327,14 +330,16 @@ def test_record_submissions_batch_reports_each_outcome(store: Store) -> None:
     assert isinstance(outcomes[3], DuplicateSubmission)
     assert outcomes[3].existing.receipt == b"<Receipt>a</Receipt>"  # the first one stays
     assert store.count_submissions() == 3
-    assert [d.system_id for d in store.deliveries("doc-1")] == [H41, H29]
+    assert [d.system_id for d in store.deliveries(G22, "doc-1")] == [H41]
+    assert [d.system_id for d in store.deliveries(G22, "doc-2")] == [H29]
 
 
 def test_record_submissions_one_commit_for_a_clean_batch(store: Store) -> None:
     commits: list[object] = []
     sa_event.listen(store.engine, "commit", commits.append)
     batch: list[NewSubmission] = [
-        (submission(message_id=f"m{n}"), [delivery(H41)], []) for n in range(20)
+        (submission(message_id=f"m{n}", document_id=f"doc-{n}"), [delivery(H41)], [])
+        for n in range(20)
     ]
     outcomes = store.record_submissions(batch)
     assert all(isinstance(o, SubmissionRecord) and o.id is not None for o in outcomes)
@@ -375,36 +380,73 @@ def test_parties_and_document_lookups(store: Store) -> None:
         submission(), [delivery(H41, H41, "000.00.01.H41"), delivery(H29)], [])
     store.record_submission(submission(user=H29, message_id="x", outcome="rejected"),
                             [], [])  # a rejected claim to the same document
-    store.record_submission(submission(user=H41, message_id="s1", kind="status"),
-                            [delivery(G22)], [])  # fmt: skip
-    assert store.parties("doc-1") == {G22, H41, H29}
-    assert store.parties("doc-2") == set()
-    document = store.find_document("doc-1")
+    store.record_submission(replace(submission(user=H41, message_id="s1", kind="status"),
+                                    document_organ=G22), [delivery(G22)], [])  # fmt: skip
+    assert store.parties(G22, "doc-1") == {G22, H41, H29}
+    assert store.parties(G22, "doc-2") == set()
+    assert store.parties(H29, "doc-1") == set()  # another organ's DocumentId is another document
+    document = store.find_document(G22, "doc-1")
     assert document is not None and (document.user_id, document.message_id) == (G22, "m1")
-    assert store.find_document("doc-2") is None
-    assert [(d.system_id, d.organs) for d in store.deliveries("doc-1")] == [
+    assert store.find_document(G22, "doc-2") is None
+    assert [(d.system_id, d.organs) for d in store.deliveries(G22, "doc-1")] == [
         (H29, (H29,)), (H41, (H41, "000.00.01.H41"))]
 
 
 def test_mark_delivered_once(store: Store) -> None:
     store.record_submission(submission(), [delivery(H41), delivery(H29)], [])
     when = T0 + timedelta(minutes=5)
-    assert store.mark_delivered("doc-1", H41, when, b"<Delivered/>") == 1
-    assert store.mark_delivered("doc-1", H41, when + timedelta(minutes=1), b"<Again/>") == 0
-    assert store.mark_delivered("doc-1", G22, when) == 0  # not a recipient
-    assert store.mark_delivered("doc-2", H41, when) == 0
-    states = {d.system_id: d.delivered_at for d in store.deliveries("doc-1")}
+    assert store.mark_delivered(G22, "doc-1", H41, when, b"<Delivered/>") == 1
+    assert store.mark_delivered(G22, "doc-1", H41, when + timedelta(minutes=1), b"<Again/>") == 0
+    assert store.mark_delivered(G22, "doc-1", G22, when) == 0  # not a recipient
+    assert store.mark_delivered(G22, "doc-2", H41, when) == 0
+    assert store.mark_delivered(H29, "doc-1", H41, when) == 0  # another organ's document
+    states = {d.system_id: d.delivered_at for d in store.deliveries(G22, "doc-1")}
     assert states == {H41: when, H29: None}
-    assert store.delivered_receipts("doc-1") == [b"<Delivered/>"]
+    assert store.delivered_receipts(G22, "doc-1") == [b"<Delivered/>"]
 
 
 def test_document_parties(store: Store) -> None:
-    assert store.document_parties("doc-1") is None
+    assert store.document_parties(G22, "doc-1") is None
     store.record_submission(submission(), [delivery(H41, H41, "000.00.01.H41")], [])
-    parties = store.document_parties("doc-1")
+    parties = store.document_parties(G22, "doc-1")
     assert parties is not None
     assert (parties.sender_system, parties.sender_organ) == (G22, G22)
     assert dict(parties.recipients) == {H41: (H41, "000.00.01.H41")}
+
+
+def test_document_identity_is_organ_and_document_id(store: Store) -> None:
+    store.record_submission(submission(), [delivery(H41)], [])
+    # Another organ may use the same DocumentId: its own document, its own parties.
+    store.record_submission(submission(user=H29, message_id="m1"), [delivery(G22)], [])
+    assert [p.sender_organ for p in store.documents_named("doc-1")] == [G22, H29]
+    assert [p.sender_system for p in store.documents_named("doc-1", H29)] == [H29]
+    assert dict(store.documents_named("doc-1", G22)[0].recipients) == {H41: (H41,)}
+
+
+def test_a_new_package_reusing_its_organs_document_id_is_refused(store: Store) -> None:
+    first = store.record_submission(submission(), [delivery(H41)], [])
+    other = submission(message_id="m2")  # other bytes, same (organ, DocumentId)
+    outcomes = store.record_submissions([(other, [delivery(H41)], []),
+                                         (submission(message_id="m3", document_id="d3"), [], [])])
+    assert isinstance(outcomes[0], DocumentIdTaken) and outcomes[0].record is other
+    assert isinstance(outcomes[1], SubmissionRecord) and outcomes[1].id is not None
+    assert store.find_submission(G22, "m2") is None
+    # The same bytes again, or an update of the document, may use the id.
+    same = replace(submission(message_id="m4"), sha256=first.sha256)
+    update = replace(submission(message_id="m5"), amends=True)
+    assert all(isinstance(o, SubmissionRecord)
+               for o in store.record_submissions([(same, [], []), (update, [], [])]))
+
+
+def test_refusals_without_a_consignment_are_counted_not_stored(store: Store) -> None:
+    body = b"<x/>" * 10_000
+    refused = replace(submission(message_id="", outcome="rejected"), user_id="",
+                      raw=body[:4096], size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    for _ in range(3):
+        store.record_submissions([(refused, [], [])])
+    assert store.count_submissions() == 0
+    (row,) = store.refusal_counts()
+    assert (row["times"], row["size"], row["excerpt_bytes"]) == (3, len(body), 4096)
 
 
 def test_create_all_is_idempotent(db_url: str, store: Store) -> None:

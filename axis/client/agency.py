@@ -21,7 +21,13 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from cryptography import x509
 
-from axis.errors import AuthenticationFailed, BrokerUnreachable, HubNotReady, ReceiptTimeout
+from axis.errors import (
+    AuthenticationFailed,
+    BrokerUnreachable,
+    HubNotReady,
+    ReceiptNotOurs,
+    ReceiptTimeout,
+)
 from axis.receipts import VerifiedReceipt, verify_receipt
 from envelopes.builder import build_package, status_package
 from envelopes.errors import AxisError
@@ -45,7 +51,7 @@ from routing.contract import (
     submission_message,
     trace_request,
 )
-from routing.errors import AccessRefused, QueryRefused
+from routing.errors import AccessRefused, QueryRefused, SubmissionTooLarge
 from signing.keys import SigningKey
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
@@ -103,9 +109,14 @@ class AgencyClient:
         *,
         auto_arrived: bool = True,
         clock: Callable[[], datetime] | None = None,
+        sent_consignments: set[str] | None = None,
     ) -> None:
+        """``sent_consignments``: the ids of every consignment this system sent (kept by the
+        application across runs); given, a receipt about any other id is refused with
+        ``receipt.not_ours``. :meth:`send` adds to it."""
         self.config = config
         self.auto_arrived = auto_arrived
+        self.sent_consignments = sent_consignments
         self._clock = clock or (lambda: datetime.now(UTC))
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -146,6 +157,10 @@ class AgencyClient:
             ) from None
         self._channel = await self._connection.channel(publisher_confirms=True)
 
+    async def _reopen_channel(self) -> None:
+        if self._connection is not None and (self._channel is None or self._channel.is_closed):
+            self._channel = await self._connection.channel(publisher_confirms=True)
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
@@ -177,6 +192,11 @@ class AgencyClient:
             await publish_confirmed(exchange, message, kind)
         except aiormq.exceptions.ChannelNotFoundEntity:
             raise HubNotReady("the broker has no axis.submit exchange: no hub was set up") from None
+        except SubmissionTooLarge:
+            await self._reopen_channel()  # the broker closes the channel of a refused publish
+            raise
+        if self.sent_consignments is not None:
+            self.sent_consignments.add(message_id)
         return message_id
 
     async def send_status(
@@ -226,9 +246,12 @@ class AgencyClient:
                 await channel.close()
         return read_answer(answer_body)
 
-    async def trace(self, ident: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The timeline of a document this system is a party to."""
-        return await self.query(trace_request(ident), timeout)
+    async def trace(
+        self, ident: str, timeout: float = 10.0, *, organ: str | None = None
+    ) -> dict[str, Any]:
+        """The timeline of one of this system's consignments, or of a document (DocumentId,
+        with its sender ``organ`` when several organs used that id) it is a party to."""
+        return await self.query(trace_request(ident, organ), timeout)
 
     async def wait_receipt(self, message_id: str, timeout: float = 30.0) -> VerifiedReceipt:
         """Wait until the hub has a receipt for ``message_id``; returns it verified."""
@@ -249,6 +272,17 @@ class AgencyClient:
             except QueryRefused:
                 await asyncio.sleep(min(delay, max(0.0, remaining)))
                 delay = min(delay * 2, 1.0)
+
+    def _own_receipt(self, verified: VerifiedReceipt) -> VerifiedReceipt:
+        """``verified`` if its signed content is about a consignment of this system."""
+        receipt = verified.receipt
+        if receipt.sender_system != self.config.system_id:
+            raise ReceiptNotOurs(f"the receipt is about system {receipt.sender_system!r}'s "
+                                 f"consignment, not {self.config.system_id}'s")  # fmt: skip
+        if self.sent_consignments is not None and receipt.message_id not in self.sent_consignments:
+            raise ReceiptNotOurs(f"system {self.config.system_id} sent no consignment "
+                                 f"{receipt.message_id!r}")  # fmt: skip
+        return verified
 
     def verify_receipt(self, raw: bytes, package: bytes | None = None) -> VerifiedReceipt:
         """Verify a receipt against the hub certificate."""
@@ -288,7 +322,7 @@ class AgencyClient:
         )
         try:
             if item.kind == TYPE_RECEIPT:
-                item.receipt = self.verify_receipt(item.body)
+                item.receipt = self._own_receipt(self.verify_receipt(item.body))
             else:
                 verified = verify(
                     item.body,

@@ -6,7 +6,11 @@ never leaves half an item, and only then is the message acked::
     inbox/<item id>/package.edxml     the bytes exactly as delivered
     inbox/<item id>/attachments/…     attachments, unpacked, byte-identical (a repeated
                                       name gets ``~2``; meta.json maps each to its file)
-    inbox/<item id>/meta.json         kind, parties, subject, verification result
+    inbox/<item id>/meta.json         kind, parties, subject, verification result and
+                                      ``fetched_by``: the system whose inbox it came from
+
+``axis status`` counts a document stored here as one this system received
+(:func:`fetched_document`).
 """
 
 from __future__ import annotations
@@ -14,22 +18,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from axis.client.agency import InboxItem
 from envelopes.model import DocumentPackage, StatusPackage
+from routing.contract import TYPE_EDOC
 from signing.keys import fingerprint
 
 META = "meta.json"
 
 
 class InboxStore:
-    """A folder of fetched inbox items."""
+    """A folder of fetched inbox items (of ``system_id``'s inbox, when it is given)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, system_id: str = "") -> None:
         self.folder = folder
+        self.system_id = system_id
 
     def known_ids(self) -> set[str]:
         """Message ids already stored (so a re-delivered copy is not stored twice)."""
@@ -65,6 +72,8 @@ class InboxStore:
         name = "receipt.xml" if item.kind == "receipt" else "package.edxml"
         _write(tmp / name, item.body)
         meta = _meta(item, item_id)
+        if self.system_id:
+            meta["fetched_by"] = self.system_id
         if isinstance(item.package, DocumentPackage):
             attachments = tmp / "attachments"
             attachments.mkdir()
@@ -80,6 +89,12 @@ class InboxStore:
         _sync_dir(self.folder)
         return meta
 
+    def has_document(self, system_id: str, document_id: str, sender_organ: str) -> bool:
+        """Whether a document ``(sender_organ, document_id)`` fetched by ``system_id`` is here."""
+        return any(
+            fetched_document(e, system_id, document_id, sender_organ) for e in self.entries()
+        )
+
     def _free_id(self, item_id: str, message_id: str) -> str:
         candidate, n = item_id, 1
         while (self.folder / candidate).exists() and _stored_id(self.folder / candidate) not in (
@@ -89,6 +104,31 @@ class InboxStore:
             n += 1
             candidate = f"{item_id}~{n}"
         return candidate
+
+
+def item_meta(folder: Path) -> dict[str, Any] | None:
+    """The ``meta.json`` of one stored item's folder, None if it has none (or not readable)."""
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def fetched_document(
+    meta: Mapping[str, Any], system_id: str, document_id: str, sender_organ: str
+) -> bool:
+    """Whether ``meta`` is the document ``(sender_organ, document_id)`` fetched by ``system_id``.
+
+    A document is named as the hub names it: its DocumentId and its sender organ. An
+    item stored before ``meta.json`` named the fetching system counts as this system's.
+    """
+    return (
+        meta.get("kind") == TYPE_EDOC
+        and meta.get("document_id") == document_id
+        and meta.get("sender") == sender_organ
+        and meta.get("fetched_by", system_id) == system_id
+    )
 
 
 def _stored_id(folder: Path) -> str | None:

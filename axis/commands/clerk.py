@@ -12,12 +12,16 @@ import typer
 from axis.client.inbox_store import InboxStore
 from axis.client.profile import Profile, load_profile
 from axis.commands.clerk_io import (
+    SENT_RECORD_SUFFIX,
+    Side,
     broker_errors,
     check_message_id,
+    document_side,
     merge_flags,
     quiet_amqp_logs,
     read_metadata,
     sent_paths,
+    write_sent_record,
 )
 from axis.commands.common import JsonOption, emit, read_file, reporting, write_file
 from axis.commands.profile_cmd import profile_app, profile_create
@@ -72,8 +76,9 @@ def send(
     """Build, sign and submit a document package; wait for the hub's signed receipt.
 
     The signed package is saved as OUT_DIR/<consignment>.edxml and the receipt as
-    OUT_DIR/<consignment>.receipt.xml (check it later with `axis receipt verify`).
-    A rejection by the hub exits 1 with the hub's code.
+    OUT_DIR/<consignment>.receipt.xml (check it later with `axis receipt verify`);
+    OUT_DIR/<consignment>.sent.json records that this system sent it (`axis status`
+    reads it). A rejection by the hub exits 1 with the hub's code.
 
     Example: axis send --to 000.00.00.H41 --subject "V/v họp" --code 12/VPCP --attach a.pdf
     """
@@ -136,6 +141,7 @@ async def _send(
         consignment = await client.send(signed, message_id=message_id)
         package_path, receipt_path = sent_paths(out_dir, consignment)
         write_file(package_path, signed)
+        write_sent_record(package_path, prof.system_id, consignment, package)
         result: dict[str, Any] = {
             "message_id": consignment,
             "document_id": package.document_id,
@@ -156,6 +162,7 @@ async def _send(
             ) from None
         write_file(receipt_path, receipt.raw)
         r = receipt.receipt
+        write_sent_record(package_path, prof.system_id, consignment, package, r.event)
         result.update(
             receipt=str(receipt_path),
             event=r.event,
@@ -209,7 +216,7 @@ def inbox_fetch(
     quiet_amqp_logs()
     with reporting(as_json):
         prof = load_profile(profile)
-        items = asyncio.run(_fetch(prof, InboxStore(to), limit, as_json))
+        items = asyncio.run(_fetch(prof, InboxStore(to, prof.system_id), limit, as_json))
         emit(
             as_json,
             {"fetched": items, "folder": str(to)},
@@ -261,13 +268,28 @@ def status(
     ),
     code: str = typer.Option(..., "--code", help="Status code: 02-06, 13, 15 or 16."),
     description: str = typer.Option("", "--description", help="Free text for the other party."),
+    inbox: Path = typer.Option(
+        Path("inbox"),
+        "--inbox",
+        help="The folder `axis inbox fetch --to` stores into: a document stored there for "
+        "this system was received by it.",
+    ),
+    sent: Path = typer.Option(
+        Path("sent"),
+        "--sent",
+        help="The folder `axis send --out-dir` saves into: a document recorded there "
+        f"(<consignment>{SENT_RECORD_SUFFIX}) was sent by this system.",
+    ),
     profile: Path | None = ProfileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Send a status package about a received (02-06, 15, 16) or sent (13) document.
 
-    01 (arrived) is sent automatically by `axis inbox fetch`; a code that does not fit
-    this system's side of the document is refused (status.code_refused).
+    The side is this system's, not an organ's: a recipient of a document
+    `axis inbox fetch` stored for it (its folder, or one under --inbox), the sender
+    of one `axis send` recorded (beside the package, or under --sent).
+    With no such record nothing is sent (status.side_unknown); a code that does not
+    fit the side is refused (status.code_refused). 01 is sent by `axis inbox fetch`.
 
     Example: axis status inbox/<item>/package.edxml --code 03 --description "vào sổ"
     """
@@ -279,13 +301,16 @@ def status(
         package = parse_package(read_file(document, "document package"))
         if not isinstance(package, DocumentPackage):
             raise InvalidMetadata(f"{document} is a status package, not a document")
-        status_code = _status_code(code, package, prof.system_id)
+        status_code = _status_code(code)
+        side = document_side(document, package, prof.system_id, inbox=inbox, sent=sent)
+        _check_side(status_code, side, prof.system_id)
         message_id = asyncio.run(_send_status(prof, package, status_code, description))
         emit(
             as_json,
             {
                 "message_id": message_id,
                 "document_id": package.document_id,
+                "side": side,
                 "status_code": status_code.value,
                 "status_vi": status_code.vi,
                 "status_en": status_code.en,
@@ -297,23 +322,28 @@ def status(
         )
 
 
-def _status_code(code: str, package: DocumentPackage, system_id: str) -> StatusCode:
+def _status_code(code: str) -> StatusCode:
+    """The status code a clerk may send by hand (01 is `axis inbox fetch`'s)."""
     try:
         status_code = StatusCode(code.strip().zfill(2))
     except ValueError:
         raise StatusCodeRefused(f"{code!r} is not a status code (02-06, 13, 15, 16)") from None
     if status_code is StatusCode.ARRIVED:
         raise StatusCodeRefused("status 01 is sent automatically when `axis inbox fetch` stores it")
-    is_sender = package.sender.organ_id == system_id
-    allowed = SENDER_CODES if is_sender else RECIPIENT_CODES
-    if status_code not in allowed:
-        side = "the sender" if is_sender else "a recipient"
-        choices = ", ".join(sorted(c.value for c in allowed if c is not StatusCode.ARRIVED))
-        raise StatusCodeRefused(
-            f"status {status_code.value} ({status_code.en}) makes no sense "
-            f"from {side} of the document; {side} may send {choices}"
-        )
     return status_code
+
+
+def _check_side(status_code: StatusCode, side: Side, system_id: str) -> None:
+    """Refuse a code that ``side`` may not send (the hub's rule, routing.decide)."""
+    allowed = SENDER_CODES if side == "sender" else RECIPIENT_CODES
+    if status_code in allowed:
+        return
+    how = "`axis send` recorded sending it" if side == "sender" else "it fetched it"
+    choices = ", ".join(sorted(c.value for c in allowed if c is not StatusCode.ARRIVED))
+    raise StatusCodeRefused(
+        f"status {status_code.value} ({status_code.en}) makes no sense from the document's "
+        f"{side}: system {system_id} is its {side} ({how}); the {side} may send {choices}"
+    )
 
 
 async def _send_status(
@@ -333,6 +363,10 @@ def trace(
     home: Path | None = typer.Option(
         None, "--home", help="Operators: read the hub home's store (default: $AXIS_HOME)."
     ),
+    organ: str | None = typer.Option(
+        None, "--organ", help="The document's sender organ, when your system is a party to "
+        "documents of several organs with this DocumentId (a document is organ + id).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """The timeline of one document: submitted, accepted or rejected, routed, statuses.
@@ -347,21 +381,22 @@ def trace(
             raise typer.BadParameter("give --profile or --home, not both")
         from_hub = profile is not None or (home is None and bool(os.environ.get("AXIS_PROFILE")))
         timeline = (
-            asyncio.run(_trace_from_hub(profile, ident))
+            asyncio.run(_trace_from_hub(profile, ident, organ))
             if from_hub
-            else _trace_from_home(home, ident)
+            else _trace_from_home(home, ident, organ)
         )
         emit(as_json, timeline, lambda: render_timeline(timeline))
 
 
-def _trace_from_home(home: Path | None, ident: str) -> dict[str, Any]:
+def _trace_from_home(home: Path | None, ident: str, organ: str | None) -> dict[str, Any]:
     from axis.settings import load_settings
     from axis.store import Store
     from routing.contract import timeline_json
 
     store = Store(load_settings(home).db_url)
     try:
-        events = store.trace_document(ident)
+        events = (store.document_events(organ, ident) if organ
+                  else store.trace_document(ident))  # fmt: skip
     finally:
         store.dispose()
     if not events:
@@ -369,12 +404,12 @@ def _trace_from_home(home: Path | None, ident: str) -> dict[str, Any]:
     return timeline_json(events)
 
 
-async def _trace_from_hub(profile: Path | None, ident: str) -> dict[str, Any]:
+async def _trace_from_hub(profile: Path | None, ident: str, organ: str | None) -> dict[str, Any]:
     from axis.client.agency import AgencyClient
 
     prof = load_profile(profile)
     async with broker_errors("ask the hub"), AgencyClient(prof.client_config()) as client:
-        answer = await client.trace(ident)
+        answer = await client.trace(ident, organ=organ)
     answer.pop("ok", None)
     return answer
 

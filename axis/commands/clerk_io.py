@@ -1,4 +1,5 @@
-"""What the clerk commands share: coded broker failures, quiet library logs, metadata, names."""
+"""What the clerk commands share: coded broker failures, quiet library logs, metadata, names,
+and the records that tell which side of a document this system is on (``axis status``)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
 
-from axis.errors import HubNotReady
+from axis.client.inbox_store import InboxStore, fetched_document, item_meta
+from axis.commands.common import write_file
+from axis.errors import HubNotReady, StatusSideUnknown
 from envelopes.errors import AxisError, InvalidMetadata
+from envelopes.model import DocumentPackage
 from routing.errors import AccessRefused, InvalidMessageId, TransportError
 
 DEFAULT_CLIENT_AMQP_URL = "amqp://127.0.0.1:5672/"
+SENT_RECORD_SUFFIX = ".sent.json"
+Side = Literal["sender", "recipient"]
 # The hub's rule (routing.decide), checked before anything is sent.
 _MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
@@ -126,3 +132,93 @@ def sent_paths(out_dir: Path, consignment: str) -> tuple[Path, Path]:
     """Where a sent package and its receipt go (dots in the id are kept, not a suffix)."""
     stem = safe_name(consignment)
     return out_dir / f"{stem}.edxml", out_dir / f"{stem}.receipt.xml"
+
+
+# -- which side of a document this system is on -------------------------------------------
+
+
+def sent_record_path(package_path: Path) -> Path:
+    """The record `axis send` keeps beside a sent package: ``<consignment>.sent.json``."""
+    return package_path.with_name(package_path.name.removesuffix(".edxml") + SENT_RECORD_SUFFIX)
+
+
+def write_sent_record(
+    package_path: Path,
+    system_id: str,
+    message_id: str,
+    package: DocumentPackage,
+    event: str | None = None,
+) -> None:
+    """Record that ``system_id`` submitted ``package`` (``event``: the receipt's, once known)."""
+    record = {
+        "system_id": system_id,
+        "message_id": message_id,
+        "document_id": package.document_id,
+        "sender": package.sender.organ_id,
+        "recipients": [organ.organ_id for organ in package.recipients],
+        "package": package_path.name,
+        "event": event,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
+    text = json.dumps(record, ensure_ascii=False, indent=2)
+    write_file(sent_record_path(package_path), text.encode("utf-8"))
+
+
+def read_sent_record(path: Path) -> dict[str, Any] | None:
+    """A sent record, None if there is none (or it does not parse)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def document_side(
+    document: Path, package: DocumentPackage, system_id: str, *, inbox: Path, sent: Path
+) -> Side:
+    """Which side of ``package`` this system is on, by system (never by organ id).
+
+    The recipient if `axis inbox fetch` stored the document for this system (the
+    item's own folder, or one under ``inbox``); else the sender if `axis send`
+    recorded sending it (the record beside ``document``, or one under ``sent``). A
+    system that did both is a recipient, as the hub judges it. With neither record
+    it raises ``status.side_unknown`` rather than guess.
+    """
+    key = (package.document_id, package.sender.organ_id)
+    if _received(document, system_id, key, inbox):
+        return "recipient"
+    if _sent(document, system_id, key, sent):
+        return "sender"
+    raise StatusSideUnknown(
+        f"no record that system {system_id} received or sent document {key[0]!r} of organ "
+        f"{key[1]}: neither an item `axis inbox fetch` stored (beside {str(document)!r} or "
+        f"under --inbox {str(inbox)!r}) nor a package `axis send` recorded (a "
+        f"<consignment>{SENT_RECORD_SUFFIX} beside it or under --sent {str(sent)!r}); "
+        "name the right folder with --inbox or --sent",
+        document_id=key[0],
+        system_id=system_id,
+    )
+
+
+def _received(document: Path, system_id: str, key: tuple[str, str], inbox: Path) -> bool:
+    own = item_meta(document.parent)
+    if own is not None and fetched_document(own, system_id, *key):
+        return True
+    return InboxStore(inbox).has_document(system_id, *key)
+
+
+def _sent(document: Path, system_id: str, key: tuple[str, str], sent: Path) -> bool:
+    paths = [sent_record_path(document)]
+    if sent.is_dir():
+        paths += sorted(sent.glob(f"*{SENT_RECORD_SUFFIX}"))
+    return any(_sent_by(read_sent_record(path), system_id, key) for path in paths)
+
+
+def _sent_by(record: dict[str, Any] | None, system_id: str, key: tuple[str, str]) -> bool:
+    """Whether ``record`` is of ``system_id`` sending the document ``key`` (and not refused)."""
+    return (
+        record is not None
+        and record.get("system_id") == system_id
+        and (record.get("document_id"), record.get("sender")) == key
+        and record.get("event") != "rejected"
+    )

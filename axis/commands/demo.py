@@ -66,7 +66,8 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
     from axis.registration import register_system
     from axis.settings import load_settings, write_default_config
     from axis.store import Store
-    from routing.hub import Hub, HubConfig
+    from routing.hub import Hub
+    from routing.hub_config import HubConfig
 
     vhost = f"axis-demo-{uuid.uuid4().hex[:8]}"
     management = Management(management_url)

@@ -12,6 +12,7 @@ from axis.commands.common import JsonOption, emit, read_file, reporting
 from axis.commands.serve_cmd import serve
 from axis.errors import (
     DirectoryImportError,
+    InvalidSettings,
     PkiExists,
     UnknownAgency,
 )
@@ -190,6 +191,83 @@ def agency_revoke_cert(
             {"system_id": organ_id, "fingerprint": fingerprint, "revoked": True},
             [f"certificate {fingerprint} of {organ_id} revoked"],
         )
+
+
+@agency_app.command("rotate-password")
+def agency_rotate_password(
+    system_id: str = typer.Argument(..., help="The registered system, e.g. 000.00.00.G22."),
+    password_file: Path | None = typer.Option(
+        None,
+        "--password-file",
+        help="Take the new password from this file (one line, 16+ printable characters) "
+        "instead of generating a random one.",
+    ),
+    keep_connections: bool = typer.Option(
+        False,
+        "--keep-connections",
+        help="Leave the system's open broker connections open: they keep working on the old "
+        "password until they reconnect.",
+    ),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Give a system's broker account a new password, and close its open connections.
+
+    The system must be registered and have its broker user. The new password
+    (random, unless --password-file) is printed once, with the fields that
+    `axis agency register --json` prints: `axis profile create` takes the --json output.
+
+    RabbitMQ keeps connections opened with the old password: they are closed
+    (clients must reconnect with the new password) unless --keep-connections.
+
+    Example: axis agency rotate-password 000.00.00.G22 --json > g22.reg.json
+    """
+    from axis.registration import rotate_password
+
+    with reporting(as_json):
+        password = _password_from(password_file) if password_file is not None else None
+        result = rotate_password(
+            load_settings(home), system_id, password, close_connections=not keep_connections
+        )
+        emit(as_json, result, lambda: _rotated_lines(result))
+
+
+def _password_from(path: Path) -> str:
+    """The password in ``path``: its text without the final line break."""
+    try:
+        text = read_file(path, "password file").decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSettings(f"password file {str(path)!r} is not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _rotated_lines(result: dict[str, Any]) -> list[str]:
+    system_id = result["system_id"]
+    lines = [
+        f"rotated the broker password of system {system_id} ({result['name']})",
+        f"  amqp user     {result['amqp_user']}",
+        f"  amqp password {result['amqp_password']}   (shown once; keep it safe)",
+    ]
+    if result["connections_error"]:
+        lines.append(
+            f"  could not close its open connections: {result['connections_error']}; they keep "
+            "working on the old password until they reconnect: close them in the management UI"
+        )
+    elif result["connections_kept"]:
+        lines.append(
+            f"  kept {result['connections_kept']} open connection(s) (--keep-connections): they "
+            "keep working on the old password until they reconnect"
+        )
+    else:
+        lines.append(
+            f"  closed {result['connections_closed']} open connection(s): the agency's clients "
+            "must reconnect with the new password"
+        )
+    return [
+        *lines,
+        "next: give the agency the new password; it replaces the `password` line of its "
+        "profile, or re-runs `axis profile create` with the --json output of this command",
+    ]
 
 
 @directory_app.command("import")

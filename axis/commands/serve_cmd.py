@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -17,6 +17,9 @@ import typer
 from axis.commands.common import reporting
 from axis.errors import AuthenticationFailed, BrokerUnreachable, InvalidSettings
 from axis.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from routing.hub_config import HubConfig
 
 HomeOption = typer.Option(
     None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
@@ -47,7 +50,7 @@ async def _serve_one(settings: Settings, index: int) -> None:
     from axis.pki_files import load_credential
     from axis.receipts import HubReceiptSigner
     from axis.store import Store
-    from routing.hub import Hub, HubConfig
+    from routing.hub import Hub
 
     store = Store(settings.db_url)
     store.create_all()
@@ -62,12 +65,7 @@ async def _serve_one(settings: Settings, index: int) -> None:
                 f"set metrics_port in {settings.config_path} (0 turns it off)"
             ) from None
     hub = Hub(
-        HubConfig(
-            amqp_url=settings.amqp_url,
-            prefetch=settings.prefetch,
-            max_submission_bytes=settings.max_submission_bytes,
-            queue_type=settings.queue_type,
-        ),
+        hub_config(settings),
         store,
         HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
         metrics,
@@ -135,3 +133,19 @@ def _supervise(settings: Settings, workers: int, log_level: str) -> int:
             stop_all()
         time.sleep(0.1)
     return max(abs(int(proc.returncode or 0)) for proc in procs)
+
+
+def hub_config(settings: Settings) -> HubConfig:
+    """The :class:`~routing.hub.HubConfig` of a hub home's settings."""
+    from routing.hub_config import HubConfig
+
+    return HubConfig(
+        amqp_url=settings.amqp_url,
+        prefetch=settings.prefetch,
+        max_submission_bytes=settings.max_submission_bytes,
+        queue_type=settings.queue_type,
+        hub_user=settings.hub_user,
+        max_attempts=settings.max_attempts,
+        rate_per_second=float(settings.rate_per_second),
+        rate_burst=settings.rate_burst,
+    )
