@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from axis.commands import clerk, dead, demo, envelope, hub, pki, receipt
+from axis.commands import audit, clerk, dead, demo, envelope, evidence_cmd, hub, pki, receipt
 
 app = typer.Typer(
     name="axis",
@@ -30,6 +30,9 @@ app.command("trace")(clerk.trace)
 # Packages and auditors
 app.add_typer(envelope.app, name="envelope")
 app.add_typer(receipt.app, name="receipt")
+app.add_typer(evidence_cmd.evidence_app, name="evidence")
+app.add_typer(evidence_cmd.log_app, name="log")
+app.add_typer(audit.app, name="audit")
 
 
 if __name__ == "__main__":

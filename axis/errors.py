@@ -8,6 +8,7 @@ module imports them so that :func:`all_error_classes` sees the whole tree.
 
 from __future__ import annotations
 
+import axis.evidence.errors
 import envelopes.errors
 import routing.errors
 import signing.errors
@@ -15,7 +16,7 @@ from envelopes.errors import AxisError
 from routing.errors import SubmissionError, TransportError
 
 # The lower floors' error modules, loaded here so the catalogue below is complete.
-ERROR_MODULES = (envelopes.errors, signing.errors, routing.errors)
+ERROR_MODULES = (envelopes.errors, signing.errors, routing.errors, axis.evidence.errors)
 
 
 # -- receipts ------------------------------------------------------------------------------

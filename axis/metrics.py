@@ -52,6 +52,11 @@ class HubMetrics:
             "Submissions that failed their last attempt (hub.unavailable, axis.dead).",
             registry=self.registry,
         )
+        self.heads_unstamped = Counter(
+            "axis_log_heads_unstamped",
+            "Tree heads the configured TSA could not time-stamp (an alarm).",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "axis_in_flight", "Submissions being processed now.", registry=self.registry
         )
@@ -72,6 +77,10 @@ class HubMetrics:
 
     def gave_up(self) -> None:
         self.gave_up_total.inc()
+
+    def head_unstamped(self) -> None:
+        """A tree head could not be time-stamped by the configured TSA."""
+        self.heads_unstamped.inc()
 
     def rejected(self, kind: str, code: str) -> None:
         """Count one rejection; unknown codes and kinds fold into bounded values."""

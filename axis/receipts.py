@@ -56,6 +56,10 @@ def receipt_xml(receipt: Receipt) -> bytes:
     for organ in receipt.recipients:
         _text(recipients, "Organ", organ)
     _text(root, "PackageSha256", receipt.package_sha256)
+    if receipt.signer_fingerprint:
+        _text(root, "SignerFingerprint", receipt.signer_fingerprint)
+    if receipt.status_code:
+        _text(root, "StatusCode", receipt.status_code)
     _text(root, "HubTime", _format_time(receipt.hub_time))
     if receipt.event == "rejected":
         error = _text(root, "Error", receipt.reason)
@@ -102,6 +106,8 @@ def read_receipt(root: etree._Element) -> Receipt:
         hub_time=_parse_time(_required(root, "HubTime")),
         error_code=(error.get("code", "") if error is not None else ""),
         reason=((error.text or "") if error is not None else ""),
+        status_code=_optional(root, "StatusCode"),
+        signer_fingerprint=_optional(root, "SignerFingerprint"),
     )
 
 
@@ -140,6 +146,12 @@ def describe(receipt: Receipt) -> str:
         return (
             f"At {when} the hub accepted {doc} (consignment {receipt.message_id!r}) "
             f"from {who} and routed it to {to}."
+        )
+    if receipt.event == "status":
+        return (
+            f"At {when} the hub routed status {receipt.status_code} about {doc} from "
+            f"system {receipt.recipient_system or '?'} (consignment {receipt.message_id!r}) "
+            f"to its sender {who}."
         )
     if receipt.event == "delivered":
         return (

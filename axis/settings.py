@@ -54,6 +54,9 @@ class Settings:
     max_attempts: int = 8
     rate_per_second: int = 0
     rate_burst: int = 200
+    log_head_seconds: int = 10
+    log_tsa_url: str = ""
+    evidence_log: bool = True
 
     def __post_init__(self) -> None:
         _check_url("amqp_url", self.amqp_url, {"amqp", "amqps"})
@@ -76,6 +79,11 @@ class Settings:
         _check_int("max_attempts", self.max_attempts, 1, 100)
         _check_int("rate_per_second", self.rate_per_second, 0, 1_000_000)
         _check_int("rate_burst", self.rate_burst, 1, 1_000_000)
+        _check_int("log_head_seconds", self.log_head_seconds, 1, 86_400)
+        if self.log_tsa_url:
+            _check_url("log_tsa_url", self.log_tsa_url, {"http", "https"})
+        if not isinstance(self.evidence_log, bool):
+            raise InvalidSettings(f"evidence_log must be true or false, not {self.evidence_log!r}")
         if self.queue_type not in QUEUE_TYPES:
             raise InvalidSettings(
                 f"queue_type must be one of {sorted(QUEUE_TYPES)}, not {self.queue_type!r}"
@@ -200,6 +208,12 @@ max_attempts = 8
 # many at once.
 rate_per_second = 0
 rate_burst = 200
+# The evidence log (docs/evidence.md): how often the hub signs a tree head when the log
+# grew, and the RFC 3161 time-stamp authority that stamps each head (empty: none; when
+# set, a head it cannot stamp is logged as an error and counted in
+# axis_log_heads_unstamped_total).
+log_head_seconds = 10
+log_tsa_url = ""
 """
 
 
@@ -229,7 +243,8 @@ def _build(home: Path, values: Mapping[str, Any]) -> Settings:
         "management_url": values.get("management_url", DEFAULT_MANAGEMENT_URL),
     }
     merged.update({k: v for k, v in values.items() if k not in merged})
-    for name in ("amqp_url", "db_url", "management_url", "vhost", "hub_user", "queue_type"):
+    for name in ("amqp_url", "db_url", "management_url", "vhost", "hub_user", "queue_type",
+                 "log_tsa_url"):
         if name in merged and not isinstance(merged[name], str):
             raise InvalidSettings(f"{name} must be a string, not {merged[name]!r}")
     return Settings(home=home, **merged)

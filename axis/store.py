@@ -20,7 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from axis.store_model import DELIVS, DOCS, EVENTS, REFUSALS, SUBS, TABLES
+from axis.evidence import log as evidence_log
+from axis.evidence.log import LogStore, NewEntry
+from axis.store_model import DELIVS, DOCS, EVENTS, LOG_STATE, REFUSALS, SUBS, TABLES
 from axis.store_registry import RegistryStore
 from axis.store_rows import (
     delivery_record,
@@ -44,16 +46,26 @@ from routing.values import (
 )
 
 
-class Store(RegistryStore):
-    """The hub database behind a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``)."""
+class Store(RegistryStore, LogStore):
+    """The hub database behind a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``).
 
-    def __init__(self, url: str) -> None:
+    Every receipt it stores and every registry change it makes is appended to the
+    evidence log (:mod:`axis.evidence.log`) in the same transaction; ``evidence_log=False``
+    turns that off (for measuring what the log costs, never in service).
+    """
+
+    def __init__(self, url: str, *, evidence_log: bool = True) -> None:
         self.url = url
         self.engine: Engine = _make_engine(url)
+        self.evidence_log = evidence_log
+        self._subtrees = {}
 
     def create_all(self) -> None:
         """Create the missing tables and indexes (idempotent)."""
         SQLModel.metadata.create_all(self.engine, tables=list(TABLES))
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(LOG_STATE.c.id)).first() is None:
+                conn.execute(sa.insert(LOG_STATE).values(id=1, size=0))
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -109,7 +121,7 @@ class Store(RegistryStore):
         if len(items) > 1:
             try:
                 with self.engine.begin() as conn:
-                    return [_insert_submission(conn, *item) for item in items]
+                    return self._insert_all(conn, items)
             except (IntegrityError, DocumentIdTaken):
                 pass  # a re-submission or a reused DocumentId: find which, one at a time
         return [self._record_alone(*item) for item in items]
@@ -122,7 +134,7 @@ class Store(RegistryStore):
     ) -> SubmissionRecord | DuplicateSubmission | DocumentIdTaken:
         try:
             with self.engine.begin() as conn:
-                return _insert_submission(conn, record, deliveries, events)
+                return self._insert_all(conn, [(record, deliveries, events)])[0]
         except DocumentIdTaken as taken:
             return taken
         except IntegrityError:
@@ -133,7 +145,7 @@ class Store(RegistryStore):
                 return DuplicateSubmission(existing)
             with self.engine.begin() as conn:  # another worker claimed the DocumentId first
                 try:
-                    return _insert_submission(conn, record, deliveries, events)
+                    return self._insert_all(conn, [(record, deliveries, events)])[0]
                 except DocumentIdTaken as taken:
                     return taken
 
@@ -151,7 +163,7 @@ class Store(RegistryStore):
                                                           SUBS.c.outcome == "rejected"))
                 if gone.rowcount != 1:  # another worker replaced it first
                     raise IntegrityError("replaced concurrently", None, ValueError())
-                return _insert_submission(conn, record, deliveries, events)
+                return self._insert_all(conn, [(record, deliveries, events)])[0]
         except DocumentIdTaken as taken:
             return taken
         except IntegrityError:
@@ -190,8 +202,41 @@ class Store(RegistryStore):
             DELIVS.c.delivered_at.is_(None),
         )
         with self.engine.begin() as conn:
-            changed = conn.execute(query.values(delivered_at=utc(at), receipt=receipt))
-            return int(changed.rowcount)
+            marked = conn.execute(query.values(delivered_at=utc(at), receipt=receipt))
+            changed = int(marked.rowcount)
+            if changed and receipt is not None:
+                self._log(conn, [NewEntry(evidence_log.RECEIPT, receipt, document_organ,
+                                          document_id, system_id=system_id)], at)  # fmt: skip
+            return changed
+
+    def log_receipt(
+        self, receipt: bytes, *, document_organ: str, document_id: str, submitter: str,
+        message_id: str, system_id: str, at: datetime,
+    ) -> int | None:  # fmt: skip
+        """Append a receipt the hub signed outside a submission (a business receipt) to the
+        evidence log; its index (None when the log is off)."""
+        entry = NewEntry(evidence_log.RECEIPT, receipt, document_organ, document_id,
+                         submitter, message_id, system_id)  # fmt: skip
+        with self.engine.begin() as conn:
+            indexes = self._log(conn, [entry], at)
+        return indexes[0] if indexes else None
+
+    def _insert_all(
+        self, conn: Connection, items: Sequence[NewSubmission]
+    ) -> list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken]:
+        # The receipts of stored submissions go into the log with one append per batch.
+        stored = [i for i, (record, _, _) in enumerate(items)
+                  if record.user_id and record.message_id]  # fmt: skip
+        entries = [_receipt_entry(items[i][0]) for i in stored]
+        at = max((record.received_at for record, _, _ in items), default=None)
+        indexes = dict(zip(stored, self._log(conn, entries, at), strict=False)) if at else {}
+        stored_records: list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken] = [
+            _insert_submission(conn, record, deliveries, events, indexes.get(i))
+            for i, (record, deliveries, events) in enumerate(items)]  # fmt: skip
+        return stored_records
+
+    def _log(self, conn: Connection, entries: Sequence[NewEntry], at: datetime) -> list[int]:
+        return evidence_log.append(conn, entries, at) if self.evidence_log else []
 
     def add_events(self, events: Sequence[TraceEvent]) -> None:
         if events:
@@ -330,16 +375,25 @@ def _accepted_edoc(document_organ: str, document_id: str) -> tuple[sa.ColumnElem
 _INSERT_SUBMISSION = sa.insert(SUBS)
 
 
+def _receipt_entry(record: SubmissionRecord) -> NewEntry:
+    return NewEntry(evidence_log.RECEIPT, record.receipt, record.document_organ,
+                    record.document_id, record.user_id, record.message_id,
+                    record.user_id)  # fmt: skip
+
+
 def _insert_submission(
     conn: Connection,
     record: SubmissionRecord,
     deliveries: Sequence[DeliveryRecord],
     events: Sequence[TraceEvent],
+    log_index: int | None,
 ) -> SubmissionRecord:
     if not (record.user_id and record.message_id):
         _count_refusal(conn, record)
         return record
-    result = conn.execute(_INSERT_SUBMISSION, submission_values(record))
+    values = submission_values(record)
+    values["log_index"] = log_index
+    result = conn.execute(_INSERT_SUBMISSION, values)
     new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     if record.kind == "edoc" and record.outcome == "accepted" and record.document_organ:
         _claim_document(conn, record, new_id)
@@ -347,7 +401,7 @@ def _insert_submission(
         conn.execute(sa.insert(DELIVS), [delivery_values(d, new_id) for d in deliveries])
     if events:
         conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
-    return replace(record, id=new_id)
+    return replace(record, id=new_id, log_index=log_index)
 
 
 def _claim_document(conn: Connection, record: SubmissionRecord, submission_id: int) -> None:

@@ -84,6 +84,8 @@ class SubmissionTable(SQLModel, table=True):
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     received_at: datetime = _when()
+    # Where the evidence log holds the receipt (None: logged before the log existed).
+    log_index: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
 
 
 class DocumentTable(SQLModel, table=True):
@@ -145,6 +147,49 @@ class TraceEventTable(SQLModel, table=True):
     at: datetime = _when()
 
 
+class LogEntryTable(SQLModel, table=True):
+    """The evidence log (docs/evidence.md): entries are appended, never updated or deleted.
+    The columns after ``leaf_hash`` only index what an entry is about."""
+
+    __tablename__ = "log_entries"
+    __table_args__ = (
+        Index("ix_log_entries_document", "document_organ", "document_id"),
+        Index("ix_log_entries_consignment", "submitter", "message_id"),
+        Index("ix_log_entries_system", "type", "system_id"),
+    )
+    idx: int = Field(sa_column=Column(sa.BigInteger, primary_key=True, autoincrement=False))
+    type: str = Field(max_length=16)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    document_organ: str | None = Field(default=None, max_length=_ID)
+    document_id: str | None = Field(default=None, max_length=255)
+    submitter: str | None = Field(default=None, max_length=255)
+    message_id: str | None = Field(default=None, max_length=300)
+    system_id: str | None = Field(default=None, max_length=255)
+    at: datetime = _when()
+
+
+class LogStateTable(SQLModel, table=True):
+    """One row: the log's size. Updating it first in an appending transaction serialises
+    appends across hub processes (one sequence, no forks)."""
+
+    __tablename__ = "log_state"
+    id: int = Field(primary_key=True)
+    size: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False, default=0))
+
+
+class TreeHeadTable(SQLModel, table=True):
+    """Every signed tree head the hub made, with its RFC 3161 token when it has one."""
+
+    __tablename__ = "tree_heads"
+    tree_size: int = Field(sa_column=Column(sa.BigInteger, primary_key=True,
+                                            autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    signed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    timestamp: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    at: datetime = _when()
+
+
 def _table(model: type[SQLModel]) -> sa.Table:
     table: sa.Table = model.__table__  # type: ignore[attr-defined]
     return table
@@ -154,4 +199,6 @@ SYSTEMS, ORGANS, CERTS = _table(SystemTable), _table(OrganTable), _table(Certifi
 SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(TraceEventTable)
 CHANGES, DOCS, REFUSALS = (_table(RegistryChangeTable), _table(DocumentTable),
                            _table(RefusalTable))  # fmt: skip
-TABLES = (SYSTEMS, ORGANS, CERTS, CHANGES, SUBS, DOCS, REFUSALS, DELIVS, EVENTS)
+LOG, LOG_STATE, HEADS = _table(LogEntryTable), _table(LogStateTable), _table(TreeHeadTable)
+TABLES = (SYSTEMS, ORGANS, CERTS, CHANGES, SUBS, DOCS, REFUSALS, DELIVS, EVENTS, LOG, LOG_STATE,
+          HEADS)

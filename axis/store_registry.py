@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from axis.errors import AgencyExists, CertificateInUse, OrganAlreadyServed, UnknownAgency
+from axis.evidence.log import NewEntry, append, registry_entry
 from axis.registry import (
     CertInfo,
     OrganRow,
@@ -38,6 +39,13 @@ class RegistryStore:
     """Registry reads and writes over the store's engine (see :class:`axis.store.Store`)."""
 
     engine: Engine
+    evidence_log: bool
+
+    def _changed(self, conn: Connection, at: datetime, *entries: NewEntry) -> None:
+        """Count a registry change (hubs reload their snapshot) and log what changed."""
+        conn.execute(sa.insert(CHANGES).values(at=at))
+        if self.evidence_log:
+            append(conn, entries, at)
 
     def add_system(self, system_id: str, name: str, serves: Sequence[str] = ()) -> None:
         """Register a system operated by organ ``system_id`` and explicitly serving ``serves``.
@@ -55,7 +63,11 @@ class RegistryStore:
                     system_id=system_id, name=name, active=True, created_at=_now()))
                 for organ in organs:
                     _assign(conn, organ, system_id, name if organ == system_id else organ)
-                _registry_changed(conn)
+                now = _now()
+                self._changed(conn, now, registry_entry("system_registered", now, system_id,
+                                                        name=name),
+                              registry_entry("organ_served", now, system_id,
+                                             organs=sorted(organs)))  # fmt: skip
         except IntegrityError as exc:
             raise AgencyExists(f"system {system_id} is already registered") from exc
 
@@ -75,7 +87,9 @@ class RegistryStore:
             query = sa.update(SYSTEMS).where(SYSTEMS.c.system_id == system_id)
             if conn.execute(query.values(active=active)).rowcount == 0:
                 raise UnknownAgency(f"no system {system_id} is registered")
-            _registry_changed(conn)
+            now = _now()
+            change = "system_resumed" if active else "system_suspended"
+            self._changed(conn, now, registry_entry(change, now, system_id))
 
     def import_organs(self, rows: Iterable[OrganRow], batch_size: int = 5000) -> int:
         """Upsert directory rows by ``organ_id`` in one transaction; return rows read.
@@ -88,7 +102,9 @@ class RegistryStore:
             statement = _organ_upsert(conn)
             for batch in _batches(rows, batch_size, counter):
                 conn.execute(statement, batch)
-            _registry_changed(conn)
+            now = _now()
+            self._changed(conn, now, registry_entry("directory_imported", now, None,
+                                                    rows=counter[0]))  # fmt: skip
         return counter[0]
 
     def registry_version(self) -> int:
@@ -138,7 +154,10 @@ class RegistryStore:
                 "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
             }  # fmt: skip
             conn.execute(sa.insert(CERTS).values(**values))
-            _registry_changed(conn)
+            now = _now()
+            self._changed(conn, now, registry_entry("certificate_added", now, system_id,
+                                                    fingerprint=fingerprint,
+                                                    certificate=values["pem"]))  # fmt: skip
             return certificate_record(conn.execute(_cert_query(fingerprint)).one())
 
     def list_certificates(self, system_id: str) -> list[CertificateRecord]:
@@ -157,14 +176,14 @@ class RegistryStore:
                 raise UnknownAgency(f"no certificate {fingerprint} is registered to {system_id}")
             if row.revoked_at is None:
                 query = sa.update(CERTS).where(CERTS.c.fingerprint == fingerprint)
-                conn.execute(query.values(revoked_at=utc(at or _now())))
-                _registry_changed(conn)
+                when = utc(at or _now())
+                conn.execute(query.values(revoked_at=when))
+                self._changed(conn, when, registry_entry("certificate_revoked", when, system_id,
+                                                         fingerprint=fingerprint))  # fmt: skip
             return certificate_record(conn.execute(_cert_query(fingerprint)).one())
 
 
 
-def _registry_changed(conn: Connection) -> None:
-    conn.execute(sa.insert(CHANGES).values(at=_now()))
 
 
 

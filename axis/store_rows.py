@@ -38,7 +38,7 @@ def certificate_info(row: Row[Any]) -> CertInfo:
 
 _SUBMISSION_FIELDS = ("user_id", "message_id", "kind", "sha256", "outcome", "document_id",
                       "sender_organ", "document_organ", "error_code", "reason",
-                      "size")  # fmt: skip
+                      "size", "log_index")  # fmt: skip
 
 
 def submission_values(record: SubmissionRecord) -> dict[str, Any]:

@@ -130,6 +130,9 @@ def bench_environment(distinct: int) -> Iterator[Bench]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+NO_LOG_LABEL = "hub, 1 worker, no log"
+
+
 def _hub_home(home: Path, amqp_url: str) -> Settings:
     home.mkdir(parents=True)
     (home / "axis.toml").write_text(
@@ -249,10 +252,12 @@ def passthrough_run(bench: Bench, shape: Shape, tag: str) -> LoadResult:
 
 
 def hub_run(bench: Bench, shape: Shape, workers: int, tag: str,
-            profile_dir: Path | None = None) -> LoadResult:
-    """Start ``workers`` hub processes (or one profiled one), load them, stop them."""
+            profile_dir: Path | None = None, evidence_log: bool = True) -> LoadResult:
+    """Start ``workers`` hub processes (or one profiled one), load them, stop them;
+    ``evidence_log=False`` runs them without the evidence log (to measure its cost)."""
     log = bench.tmp / f"{tag}.log"
     home = str(bench.settings.home)
+    _set_evidence_log(bench.settings.config_path, evidence_log)
     if profile_dir is None:
         procs = [_spawn(["-m", "cli", "serve", "--home", home, "--worker-index", str(i),
                          "--log-level", "WARNING"], log) for i in range(workers)]
@@ -269,6 +274,13 @@ def hub_run(bench: Bench, shape: Shape, workers: int, tag: str,
             broker_pids=tuple(broker_pids())), log)
     finally:
         _stop(procs)
+
+
+def _set_evidence_log(config: Path, on: bool) -> None:
+    lines = [line for line in config.read_text(encoding="utf-8").splitlines()
+             if not line.startswith("evidence_log")]  # fmt: skip
+    config.write_text("\n".join([*lines, f"evidence_log = {'true' if on else 'false'}"]) + "\n",
+                      encoding="utf-8")  # fmt: skip
 
 
 # -- report ----------------------------------------------------------------------------
@@ -309,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="also profile one hub process under the same load (cProfile)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat the pass-through and hub runs, interleaved; report medians")
+    parser.add_argument("--log-cost", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run 1 hub worker without the evidence log (its cost)")
     parser.add_argument("--quick", action="store_true", help="500 messages, no profile")
     args = parser.parse_args(argv)
     if args.quick:
@@ -326,10 +340,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                 label = f"hub, {workers} worker{'s' if workers > 1 else ''}"
                 runs.setdefault(label, []).append(
                     hub_run(bench, shape, workers, f"hub{workers}r{round_no}"))
+            if args.log_cost:
+                runs.setdefault(NO_LOG_LABEL, []).append(
+                    hub_run(bench, shape, 1, f"nolog{round_no}", evidence_log=False))
         rows = [(label, median_run(results)) for label, results in runs.items()]
         if args.rounds > 1:
             print(f"median of {args.rounds} interleaved rounds (by msg/s)")
         print_table(rows, rows[0][1])
+        medians = dict(rows)
+        if NO_LOG_LABEL in medians and "hub, 1 worker" in medians:
+            with_log, without = medians["hub, 1 worker"], medians[NO_LOG_LABEL]
+            print(f"\nevidence log cost (1 worker, same run): "
+                  f"{1 - with_log.per_second / without.per_second:.1%} of throughput "
+                  f"({with_log.per_second:.0f} msg/s with the log, "
+                  f"{without.per_second:.0f} without); hub CPU "
+                  f"{with_log.hub_cpu_ms:.2f} vs {without.hub_cpu_ms:.2f} ms/msg")
         if args.profile:
             profile_dir = bench.tmp / "profile"
             profiled = hub_run(bench, shape, 1, "prof", profile_dir)

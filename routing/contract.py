@@ -56,6 +56,7 @@ H_CONSIGNMENT = "axis-consignment"
 H_STATUS_CODE = "axis-status-code"
 H_EVENT = "axis-event"
 H_ERROR_CODE = "axis-error-code"
+H_LOG_INDEX = "axis-log-index"  # where the hub's evidence log holds a receipt
 # Retries and dead letters (published by the hub's own broker user only).
 H_ORIGIN_USER = "axis-origin-user"  # the submitting system, on a retried or replayed copy
 H_ATTEMPT = "axis-attempt"  # how many times the hub has tried this submission
@@ -172,11 +173,17 @@ def receipt_message(
     event: str,
     error_code: str = "",
     document_id: str = "",
+    log_index: int | None = None,
+    status_code: str = "",
 ) -> WireMessage:
     """A signed receipt for the sender, correlated with its submission's message id."""
     headers = {H_EVENT: event, H_DOCUMENT_ID: document_id, H_CONSIGNMENT: consignment}
     if error_code:
         headers[H_ERROR_CODE] = error_code
+    if log_index is not None:
+        headers[H_LOG_INDEX] = str(log_index)
+    if status_code:
+        headers[H_STATUS_CODE] = status_code
     return WireMessage(
         body=receipt_xml,
         content_type=XML,
@@ -191,6 +198,10 @@ def receipt_message(
 
 OP_TRACE = "trace"
 OP_RECEIPT = "receipt"
+OP_LOG_HEAD = "log_head"  # public: the newest signed tree head
+OP_LOG_CONSISTENCY = "log_consistency"  # public: a consistency proof between two sizes
+OP_EVIDENCE = "evidence"  # scoped to parties: the material of an evidence bundle
+QUERY_OPS = (OP_TRACE, OP_RECEIPT, OP_LOG_HEAD, OP_LOG_CONSISTENCY, OP_EVIDENCE)
 
 
 def trace_request(ident: str, organ: str | None = None) -> dict[str, Any]:

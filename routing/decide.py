@@ -116,6 +116,7 @@ class Accepted:
     deliveries: tuple[Delivery, ...]
     status_code: StatusCode | None = None
     parties: DocumentParties | None = None  # for a status: the document it is about
+    signer_fingerprint: str = ""  # SHA-256 of the certificate that signed the package
 
     @property
     def recipient_organs(self) -> tuple[str, ...]:
@@ -161,6 +162,7 @@ class NeedsParties:
     sha256: str
     package: StatusPackage
     sender_system: str
+    signer_fingerprint: str = ""
 
 
 Verdict = Accepted | Rejected
@@ -207,11 +209,12 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         raise OrganNotServed(
             f"system {system_id} does not serve organ {claimed_from!r}", organ_id=claimed_from
         )
-    package = read_package(_verified_root(root, system_id, ctx))
+    verified_root, signer = _verified_root(root, system_id, ctx)
+    package = read_package(verified_root)
     if package.sender.organ_id != claimed_from:  # cannot differ for URI="", checked all the same
         raise OrganNotServed("the verified sender differs from the one read before verification")
     if isinstance(package, StatusPackage):
-        return NeedsParties(sub, digest, package, system_id)
+        return NeedsParties(sub, digest, package, system_id, signer)
     return Accepted(
         sub,
         digest,
@@ -221,6 +224,7 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         package.sender.organ_id,
         package.document_id,
         _route_document(package, ctx.registry),
+        signer_fingerprint=signer,
     )
 
 
@@ -248,7 +252,10 @@ def _claimed_sender_organ(root: etree._Element) -> str:
     return (found.text or "").strip() if found is not None else ""
 
 
-def _verified_root(root: etree._Element, system_id: str, ctx: HubContext) -> etree._Element:
+def _verified_root(
+    root: etree._Element, system_id: str, ctx: HubContext
+) -> tuple[etree._Element, str]:
+    """The verified tree and the SHA-256 fingerprint of the certificate that signed it."""
     registered = ctx.trust.by_system.get(system_id, ())
     if not registered:
         raise CertificateNotRegistered(f"system {system_id} has no registered certificate")
@@ -258,10 +265,11 @@ def _verified_root(root: etree._Element, system_id: str, ctx: HubContext) -> etr
         raise CertificateNotRegistered(
             f"the signing certificate is not registered to system {system_id}"
         ) from None
-    cert = ctx.registry.certificate(system_id, fingerprint(verified.signer))
+    signer = fingerprint(verified.signer)
+    cert = ctx.registry.certificate(system_id, signer)
     if cert is None or cert.revoked:
         raise RevokedCertificate(f"the signing certificate of system {system_id} is revoked")
-    return verified.root
+    return verified.root, signer
 
 
 def _route_document(package: DocumentPackage, registry: RegistryView) -> tuple[Delivery, ...]:
@@ -351,4 +359,5 @@ def _route_status(pending: NeedsParties, parties: DocumentParties) -> Accepted:
         deliveries,
         status_code=code,
         parties=parties,
+        signer_fingerprint=pending.signer_fingerprint,
     )

@@ -31,9 +31,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from envelopes.errors import AxisError
 from envelopes.model import StatusPackage
 from envelopes.parser import parse_package
-from envelopes.status_codes import StatusCode
 from routing.admission import RateLimiter
 from routing.amqp import tolerate_invalid_short_strings
+from routing.answers import StatusAnswers, make_heads_forever
 from routing.batching import Batcher
 from routing.contract import receipt_message
 from routing.decide import (
@@ -47,15 +47,9 @@ from routing.decide import (
 from routing.errors import DocumentIdReused, DuplicateConflict, HubUnavailable, RateLimited
 from routing.hub_config import HubConfig
 from routing.outbox import Outbox
-from routing.ports import HubMonitor, HubStore, NoMonitor, ReceiptSigner
+from routing.ports import EvidenceKeeper, HubMonitor, HubStore, NoMonitor, ReceiptSigner
 from routing.queries import QueryHandler
-from routing.records import (
-    Records,
-    conflict_receipt,
-    decide_and_record,
-    delivered_records,
-    records_for,
-)
+from routing.records import Records, conflict_receipt, decide_and_record, records_for
 from routing.registry_cache import RegistryCache
 from routing.retry import Origin, origin_of
 from routing.topology import Topology, declare_topology
@@ -87,6 +81,7 @@ class Hub:
         signer: ReceiptSigner,
         monitor: HubMonitor | None = None,
         clock: Callable[[], datetime] | None = None,
+        evidence: EvidenceKeeper | None = None,
     ):
         self.config = config
         self.store = store
@@ -105,18 +100,23 @@ class Hub:
         self._outbox: Outbox | None = None
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._refresher: asyncio.Task[None] | None = None
+        self.evidence = evidence
+        self._answers = StatusAnswers(store, signer, self._cpu, self._io, self._clock)
+        self._head_maker: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, declare the topology and start consuming."""
         tolerate_invalid_short_strings()
+        if self.evidence is not None:  # a log altered behind the hub's back: refuse to serve
+            await self._in_io(self.evidence.check)
         self._connection = await aio_pika.connect_robust(self.config.amqp_url)
         channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self.config.prefetch)
         self._topology = await declare_topology(channel, self.config.queue_type)
         self._outbox = Outbox(self._topology, self.config.broker_user)
-        queries = QueryHandler(self.store, self._topology.channel, self._io)
+        queries = QueryHandler(self.store, self._topology.channel, self._io, self.evidence)
         self._consumer_tags = [
             (
                 self._topology.submit_queue,
@@ -126,6 +126,9 @@ class Hub:
         ]
         self._refresher = asyncio.create_task(
             self._registry.refresh_forever(self.config.registry_refresh_seconds))
+        if self.evidence is not None:
+            self._head_maker = asyncio.create_task(make_heads_forever(
+                self.evidence, self._io, self.config.log_head_seconds))  # fmt: skip
         log.info("hub consuming %s", self._topology.submit_queue.name)
 
     async def stop(self) -> None:
@@ -138,8 +141,9 @@ class Hub:
         self._consumer_tags = []
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        if self._refresher:
-            self._refresher.cancel()
+        for task in (self._refresher, self._head_maker):
+            if task:
+                task.cancel()
         if self._connection:
             await self._connection.close()
         self._cpu.shutdown(wait=True)
@@ -250,7 +254,7 @@ class Hub:
         assert isinstance(stored, SubmissionRecord)
         if isinstance(verdict, Accepted):
             await self.outbox.deliveries(verdict)
-            await self._after_status(verdict)
+            await self._answers.after_status(verdict, self.outbox)
             self.monitor.accepted(verdict.kind, len(verdict.deliveries))
         else:
             self.monitor.rejected(verdict.kind, verdict.code)
@@ -273,29 +277,6 @@ class Hub:
     def outbox(self) -> Outbox:
         assert self._outbox is not None, "the hub is not started"
         return self._outbox
-
-    async def _after_status(self, verdict: Accepted) -> None:
-        """A recipient's first status 01: a signed ``delivered`` receipt for the sender."""
-        if verdict.status_code is not StatusCode.ARRIVED:
-            return
-        parties = verdict.parties
-        if parties is None or verdict.sender_system not in parties.recipients:
-            return
-        now = self._clock()
-        receipt, event = delivered_records(verdict, parties, str(uuid.uuid4()), now)
-        receipt_xml = await self._in_cpu(self.signer.sign, receipt)
-        changed = await self._in_io(self.store.mark_delivered, parties.sender_organ,
-                                    verdict.document_id, verdict.sender_system, now,
-                                    receipt_xml)  # fmt: skip
-        if not changed:  # confirmed before: one "delivered" receipt per recipient system
-            return
-        await self._in_io(self.store.add_events, [event])
-        await self.outbox.to_inbox(
-            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
-                            consignment=receipt.message_id, event="delivered",
-                            document_id=verdict.document_id),
-            parties.sender_system,
-        )  # fmt: skip
 
     async def _answer_duplicate(
         self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord,

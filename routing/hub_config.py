@@ -14,7 +14,8 @@ class HubConfig:
     messages whose RabbitMQ-checked ``user_id`` is this user may speak for another
     system (retries and replays). ``max_attempts`` bounds the retries of a submission
     that keeps failing; ``rate_per_second`` and ``rate_burst`` are each system's
-    admission rate in this process (0: no limit).
+    admission rate in this process (0: no limit). ``log_head_seconds`` is how often the
+    hub signs a tree head over its evidence log when the log grew.
     """
 
     amqp_url: str
@@ -26,6 +27,7 @@ class HubConfig:
     max_attempts: int = 8
     rate_per_second: float = 0.0
     rate_burst: int = 200
+    log_head_seconds: float = 10.0
 
     @property
     def broker_user(self) -> str:

@@ -82,6 +82,7 @@ class Outbox:
             event=record.outcome,
             error_code=record.error_code or "",
             document_id=record.document_id or "",
+            log_index=record.log_index,
         )
         if registered:
             await self.to_inbox(msg, record.user_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from routing.values import (
     DeliveryRecord,
@@ -143,6 +143,48 @@ class HubStore(RegistrySource, QueryStore, Protocol):
 
     def add_events(self, events: Sequence[TraceEvent]) -> None:
         """Append trace events."""
+        ...
+
+    def log_receipt(
+        self, receipt: bytes, *, document_organ: str, document_id: str, submitter: str,
+        message_id: str, system_id: str, at: datetime,
+    ) -> int | None:  # fmt: skip
+        """Append a receipt signed outside a submission (a business receipt) to the
+        evidence log; its index (None when the store keeps no log)."""
+        ...
+
+
+class EvidenceKeeper(Protocol):
+    """The evidence log's signer and reader (docs/evidence.md); called in threads.
+
+    JSON answers are the query API's: heads as signed XML text with the RFC 3161
+    token in base64, hashes in lowercase hex.
+    """
+
+    def check(self) -> None:
+        """Raise ``log.tampered`` if the stored log is not the one the hub signed."""
+        ...
+
+    def make_head(self, force: bool = False) -> object | None:
+        """Sign a head if the log grew (or stamp an unstamped one); the head, if made."""
+        ...
+
+    def head_data(self) -> dict[str, Any]:
+        """The newest signed head."""
+        ...
+
+    def consistency(self, old_size: int, new_size: int) -> dict[str, Any]:
+        """A consistency proof between two tree sizes."""
+        ...
+
+    def document_evidence(
+        self, document_organ: str, document_id: str, consignment: str | None = None
+    ) -> dict[str, Any]:
+        """Bundle material about one document: receipts, registry entries, proofs, head."""
+        ...
+
+    def consignment_evidence(self, submitter: str, message_id: str) -> dict[str, Any]:
+        """Bundle material about one consignment that names no document."""
         ...
 
 

@@ -21,8 +21,12 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from envelopes.errors import AxisError
 from routing.amqp import publish
 from routing.contract import (
+    OP_EVIDENCE,
+    OP_LOG_CONSISTENCY,
+    OP_LOG_HEAD,
     OP_RECEIPT,
     OP_TRACE,
+    QUERY_OPS,
     answer_message,
     answer_ok,
     answer_refused,
@@ -30,19 +34,23 @@ from routing.contract import (
     timeline_json,
 )
 from routing.errors import HubUnavailable, QueryRefused
-from routing.ports import QueryStore
+from routing.ports import EvidenceKeeper, QueryStore
 from routing.values import DocumentParties, TraceEvent
 
 log = logging.getLogger("axis.hub.query")
 
 
 class QueryHandler:
-    """Answers ``trace`` and ``receipt`` requests."""
+    """Answers ``trace``, ``receipt`` and the evidence log's requests."""
 
-    def __init__(self, store: QueryStore, channel: AbstractChannel, executor: Executor) -> None:
+    def __init__(
+        self, store: QueryStore, channel: AbstractChannel, executor: Executor,
+        evidence: EvidenceKeeper | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.channel = channel
         self.executor = executor
+        self.evidence = evidence
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         async with message.process(requeue=False):
@@ -52,13 +60,16 @@ class QueryHandler:
                 return
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(
-                self.executor, answer_query, self.store, message.user_id, bytes(message.body)
-            )
+                self.executor, answer_query, self.store, message.user_id, bytes(message.body),
+                self.evidence,
+            )  # fmt: skip
             reply = answer_message(answer, correlation_id=message.correlation_id)
             await publish(self.channel.default_exchange, reply, str(message.reply_to))
 
 
-def answer_query(store: QueryStore, asker: str | None, body: bytes) -> dict[str, Any]:
+def answer_query(
+    store: QueryStore, asker: str | None, body: bytes, evidence: EvidenceKeeper | None = None
+) -> dict[str, Any]:
     """The JSON answer to one request; refusals are ``{"ok": false, "error": {...}}``."""
     try:
         if not asker:
@@ -76,7 +87,9 @@ def answer_query(store: QueryStore, asker: str | None, body: bytes) -> dict[str,
                                     str(organ) if organ else None))  # fmt: skip
         if op == OP_RECEIPT:
             return answer_ok(_receipts(store, asker, str(request.get("message_id", ""))))
-        raise QueryRefused(f"unknown query op {op!r}; use {OP_TRACE!r} or {OP_RECEIPT!r}")
+        if op in (OP_LOG_HEAD, OP_LOG_CONSISTENCY, OP_EVIDENCE):
+            return answer_ok(_log_query(store, evidence, asker, op, request))
+        raise QueryRefused(f"unknown query op {op!r}; use one of {', '.join(QUERY_OPS)}")
     except AxisError as error:
         return answer_refused(error)
     except Exception as exc:  # the store is unreachable: say so, the asker tries again
@@ -135,3 +148,39 @@ def _receipts(store: QueryStore, asker: str, message_id: str) -> dict[str, Any]:
         "receipt": record.receipt.decode("utf-8"),
         "delivered": [r.decode("utf-8") for r in delivered],
     }
+
+
+def _log_query(
+    store: QueryStore, evidence: EvidenceKeeper | None, asker: str, op: str,
+    request: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Heads and consistency proofs are public; evidence only about what the asker may see."""
+    if evidence is None:
+        raise QueryRefused("this hub keeps no evidence log")
+    if op == OP_LOG_HEAD:
+        return evidence.head_data()
+    if op == OP_LOG_CONSISTENCY:
+        return evidence.consistency(_size(request, "old_size"), _size(request, "new_size"))
+    ident = str(request.get("id", ""))
+    organ = request.get("organ")
+    own = store.find_submission(asker, ident) if not organ else None
+    if own is not None:
+        if own.document_organ and own.document_id:
+            parties = store.documents_named(own.document_id, own.document_organ)
+            if parties and _is_party(asker, parties[0]):
+                return evidence.document_evidence(own.document_organ, own.document_id, ident)
+        return evidence.consignment_evidence(asker, ident)
+    mine = [p for p in store.documents_named(ident, str(organ) if organ else None)
+            if _is_party(asker, p)]  # fmt: skip
+    if len(mine) != 1:
+        # The same answer for "unknown" and "not yours": no probing of others' documents.
+        raise QueryRefused(f"no document or consignment {ident!r} that system {asker} is a "
+                           "party to" + (" (give the sender organ)" if mine else ""))  # fmt: skip
+    return evidence.document_evidence(mine[0].sender_organ, mine[0].document_id)
+
+
+def _size(request: dict[str, Any], name: str) -> int:
+    value = request.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise QueryRefused(f"{name} must be a whole number ≥ 0")
+    return value

@@ -64,6 +64,7 @@ def records_for(
         recipients=verdict.recipient_organs,
         error_code="" if isinstance(verdict, Accepted) else verdict.code,
         reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
+        signer_fingerprint=verdict.signer_fingerprint if isinstance(verdict, Accepted) else "",
     )
     receipt_bytes = signer.sign(receipt)
     bound = is_bound(sub)
@@ -182,6 +183,29 @@ def delivered_records(
         detail=receipt.receipt_id,
     )
     return receipt, event
+
+
+def status_receipt(
+    verdict: Accepted, parties: DocumentParties, receipt_id: str, now: datetime
+) -> Receipt:
+    """A recipient's status (02 to 06, 15, 16) about a document was routed: what the hub's
+    business receipt for the document's sender states (event ``status``): about the
+    sender's consignment of the document, like "delivered", with the status package's
+    digest and code."""
+    return Receipt(
+        receipt_id=receipt_id,
+        event="status",
+        kind="status",
+        message_id=parties.message_id,
+        package_sha256=verdict.sha256,
+        hub_time=now,
+        sender_system=parties.sender_system,
+        sender_organ=parties.sender_organ,
+        document_id=verdict.document_id,
+        recipients=parties.recipients.get(verdict.sender_system, ()),
+        recipient_system=verdict.sender_system,
+        status_code=verdict.status_code.value if verdict.status_code else "",
+    )
 
 
 def conflict_receipt(sub: Submission, error: AxisError, receipt_id: str, now: datetime) -> Receipt:

@@ -26,8 +26,8 @@ RETRYABLE_CODES = frozenset({"submission.rate_limited", "hub.unavailable"})
 # What the store keeps of a refused body: its size, digest and this much of its start.
 REFUSED_EXCERPT_BYTES = 4096
 
-ReceiptEvent = Literal["accepted", "rejected", "delivered"]
-RECEIPT_EVENTS: tuple[ReceiptEvent, ...] = ("accepted", "rejected", "delivered")
+ReceiptEvent = Literal["accepted", "rejected", "delivered", "status"]
+RECEIPT_EVENTS: tuple[ReceiptEvent, ...] = ("accepted", "rejected", "delivered", "status")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -37,7 +37,10 @@ def sha256_hex(data: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What a receipt states. ``error_code``/``reason`` are set only for ``rejected``."""
+    """What a receipt states. ``error_code``/``reason`` are set only for ``rejected``;
+    ``status_code`` only for ``status`` (a business receipt: a recipient's status about
+    the document was routed); ``signer_fingerprint`` (SHA-256 of the package signer's
+    certificate) for an accepted package."""
 
     receipt_id: str
     event: ReceiptEvent
@@ -52,6 +55,8 @@ class Receipt:
     reason: str = ""
     kind: str = "edoc"
     recipient_system: str = ""
+    status_code: str = ""
+    signer_fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +87,7 @@ class SubmissionRecord:
     size: int = 0
     amends: bool = False
     id: int | None = None
+    log_index: int | None = None  # where the store's evidence log holds the receipt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

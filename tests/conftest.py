@@ -19,8 +19,10 @@ import pytest
 from tests.test_signing_helpers import SigningPki, make_pki
 
 if TYPE_CHECKING:
+    from axis.store import Store
     from tests.clikit import CliWorld
     from tests.hubkit import HubKit
+    from tests.tsa import LocalTsa
 
 RABBITMQ_URL = os.environ.get("AXIS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("AXIS_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
@@ -88,6 +90,37 @@ def postgres_base_url() -> str:
 def pki() -> SigningPki:
     """A fresh test PKI per test module (RSA keys take a moment to generate)."""
     return make_pki()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh hub database URL: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/axis.db"
+    url: str = request.getfixturevalue("postgres_db_url")
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A created store on each engine of ``db_url``."""
+    from axis.store import Store
+
+    s = Store(db_url)
+    s.create_all()
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(scope="module")
+def tsa() -> Iterator[LocalTsa]:
+    """A real RFC 3161 time-stamp authority on loopback (``openssl ts -reply``)."""
+    from tests.tsa import LocalTsa, openssl_binary
+
+    if openssl_binary() is None:
+        pytest.skip("the openssl binary is not installed (needed for the local TSA)")
+    with LocalTsa() as local:
+        yield local
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from axis.client.agency import AgencyClient, InboxItem
 from axis.client.profile import Profile
+from axis.evidence.service import EvidenceService
 from axis.metrics import HubMetrics
 from axis.pki_files import AgencyPaths, PkiPaths, init_pki, issue_agency_files, load_credential
 from axis.provision import Management
@@ -54,14 +55,20 @@ class HubKit:
     hub: Hub | None = None
     agencies: dict[str, Agency] = field(default_factory=dict)
     metrics: HubMetrics = field(default_factory=HubMetrics)
+    evidence: EvidenceService | None = None
 
     async def start_hub(self, **config: Any) -> Hub:
         config.setdefault("queue_type", self.settings.queue_type)
+        tsa_url = config.pop("tsa_url", "")
+        key = load_credential(self.pki.hub_key, self.pki.hub_cert)
+        self.evidence = EvidenceService(self.store, key, tsa_url=tsa_url,
+                                        on_unstamped=self.metrics.head_unstamped)  # fmt: skip
         self.hub = Hub(
             HubConfig(amqp_url=self.settings.amqp_url, registry_refresh_seconds=0.5, **config),
             self.store,
-            HubReceiptSigner(load_credential(self.pki.hub_key, self.pki.hub_cert)),
+            HubReceiptSigner(key),
             self.metrics,
+            evidence=self.evidence,
         )
         await self.hub.start()
         return self.hub

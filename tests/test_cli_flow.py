@@ -103,12 +103,12 @@ def test_whole_flow_send_fetch_status_trace_verify(world: CliWorld) -> None:
     inbox_a = world.root / "inbox-a"
 
     def sender_has_all(items: list[dict[str, Any]]) -> bool:
-        return {"01", "03"} <= {i.get("status_code") for i in items} and "delivered" in {
-            i.get("event") for i in items
-        }
+        return {"01", "03"} <= {i.get("status_code") for i in items} and {
+            "delivered", "status"} <= {i.get("event") for i in items}  # fmt: skip
 
     got_a = fetch_until(world, a.profile, inbox_a, sender_has_all)
-    assert {i.get("event") for i in got_a if i["kind"] == "receipt"} == {"accepted", "delivered"}
+    events = {i.get("event") for i in got_a if i["kind"] == "receipt"}
+    assert events == {"accepted", "delivered", "status"}  # status: the business receipt of 03
     assert all(i["verified"] for i in got_a)
     listed = world.ok("inbox", "list", inbox_a, "--json").json()["items"]
     assert len(listed) == len(got_a)

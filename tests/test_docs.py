@@ -153,6 +153,7 @@ def test_protocol_receipt_example_matches_the_builder() -> None:
         Receipt(
             receipt_id="r", event="rejected", message_id="m", package_sha256="0",
             hub_time=datetime(2026, 1, 1, tzinfo=UTC), error_code="x.y", reason="z",
+            signer_fingerprint="f", status_code="03",  # every optional element, in order
         )
     ).decode()  # fmt: skip
     element_order = re.findall(r"<axis:([A-Za-z]+)", built)
@@ -234,6 +235,7 @@ def test_asyncapi_headers_are_the_message_module(spec: dict[str, Any]) -> None:
                     contract.H_LAST_ERROR}  # fmt: skip
     assert receipt == {
         contract.H_EVENT, contract.H_CONSIGNMENT, contract.H_DOCUMENT_ID, contract.H_ERROR_CODE,
+        contract.H_STATUS_CODE, contract.H_LOG_INDEX,
     }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import axis.errors
+import axis.evidence.errors
 import envelopes.errors
 import routing.errors
 import signing.errors
@@ -95,6 +96,20 @@ PINNED_CODES = frozenset(
         "transport.management_api",
         "transport.query_refused",
         "transport.hub_not_ready",
+        "log.error",
+        "log.tampered",
+        "log.not_found",
+        "timestamp.error",
+        "timestamp.unavailable",
+        "timestamp.invalid",
+        "audit.error",
+        "audit.bundle_malformed",
+        "audit.head_invalid",
+        "audit.receipt_invalid",
+        "audit.proof_invalid",
+        "audit.subject_mismatch",
+        "audit.registration_unproven",
+        "audit.inconsistent",
     }
 )
 
@@ -102,7 +117,8 @@ CODE_SHAPE = re.compile(r"^[a-z]+\.[a-z]+(_[a-z]+)*$")
 ORIGINS = frozenset(
     {
         "axis", "envelope", "signature", "sender", "recipient", "submission", "status",
-        "receipt", "registry", "config", "pki", "transport", "hub",
+        "receipt", "registry", "config", "pki", "transport", "hub", "log", "timestamp",
+        "audit",
     }
 )  # fmt: skip
 
@@ -123,7 +139,8 @@ def test_codes_are_unique_per_class() -> None:
     assert duplicated == [], duplicated
 
 
-ERROR_MODULES = (envelopes.errors, signing.errors, routing.errors, axis.errors)
+ERROR_MODULES = (envelopes.errors, signing.errors, routing.errors, axis.errors,
+                 axis.evidence.errors)
 
 
 def test_every_error_class_of_the_error_modules_is_in_the_tree() -> None:

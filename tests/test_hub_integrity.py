@@ -181,9 +181,15 @@ async def test_a_system_over_its_rate_is_refused_and_may_send_again_later(kit: H
     assert outcomes.count("submission.rate_limited") >= 1
     assert outcomes[:2] == ["", ""]
     limited = ids[outcomes.index("submission.rate_limited")]
-    await asyncio.sleep(1.5)
-    again = await a.client.send(signed[ids.index(limited)], message_id=limited)
-    assert (await a.client.wait_receipt(again, 15)).receipt.event == "accepted"
+    answers = []
+    for _ in range(5):  # as a client would: the same consignment again, after a pause
+        await asyncio.sleep(1.5)
+        again = await a.client.send(signed[ids.index(limited)], message_id=limited)
+        answer = (await a.client.wait_receipt(again, 15)).receipt
+        answers.append(answer.error_code or answer.event)
+        if answer.event == "accepted":
+            break
+    assert answers[-1] == "accepted" and set(answers[:-1]) <= {"submission.rate_limited"}, answers
 
 
 async def test_the_sdk_refuses_a_hub_signed_receipt_about_another_systems_consignment(

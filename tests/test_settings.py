@@ -115,6 +115,10 @@ def test_missing_home_says_to_run_init(tmp_path: Path, with_dir: bool) -> None:
         ('db_url = "mysql://x/y"\n', "db_url"),
         ('vhost = "other"\n', "disagrees"),
         ('amqp_url = "amqp://host/"\n', "hub_user"),
+        ("log_head_seconds = 0\n", "log_head_seconds"),
+        ('log_tsa_url = "ftp://tsa/"\n', "log_tsa_url"),
+        ("log_tsa_url = 5\n", "log_tsa_url must be a string"),
+        ('evidence_log = "no"\n', "evidence_log"),
     ],
 )
 def test_bad_values_are_refused(tmp_path: Path, text: str, fragment: str) -> None:
@@ -154,4 +158,5 @@ def test_written_config_is_valid_toml_with_every_key(tmp_path: Path) -> None:
     data = tomllib.loads(write_default_config(tmp_path).read_text(encoding="utf-8"))
     assert set(data) == {"amqp_url", "db_url", "management_url", "max_submission_bytes",
                          "prefetch", "metrics_port", "queue_type", "max_attempts",
-                         "rate_per_second", "rate_burst"}  # fmt: skip
+                         "rate_per_second", "rate_burst", "log_head_seconds",
+                         "log_tsa_url"}  # fmt: skip

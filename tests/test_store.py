@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -32,22 +31,6 @@ from signing.errors import InvalidKeyMaterial
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 G22, H29, H41 = "000.00.00.G22", "000.00.00.H29", "000.00.00.H41"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/axis.db"
-    url: str = request.getfixturevalue("postgres_db_url")
-    return url
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url)
-    s.create_all()
-    yield s
-    s.dispose()
 
 
 def make_pem(common_name: str, days: int = 365) -> bytes:
@@ -230,7 +213,9 @@ def test_record_and_find_submission(store: Store) -> None:
     original = submission()
     events = [event("submitted", T0), event("accepted", T0)]
     stored = store.record_submission(original, [delivery(H41)], events)
-    assert stored.id is not None and replace(stored, id=None) == original
+    assert stored.id is not None and replace(stored, id=None, log_index=None) == original
+    assert stored.log_index is not None
+    assert store.log_entry(stored.log_index).payload == original.receipt
     found = store.find_submission(G22, "m1")
     assert found == stored
     assert store.get_receipt(G22, "m1") == original.receipt

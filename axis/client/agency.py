@@ -38,6 +38,9 @@ from routing.amqp import amqp_message, publish_confirmed
 from routing.contract import (
     DIRECT_REPLY_TO,
     EDOC_KEY,
+    OP_EVIDENCE,
+    OP_LOG_CONSISTENCY,
+    OP_LOG_HEAD,
     QUERY_EXCHANGE,
     QUERY_KEY,
     STATUS_KEY,
@@ -252,6 +255,29 @@ class AgencyClient:
         """The timeline of one of this system's consignments, or of a document (DocumentId,
         with its sender ``organ`` when several organs used that id) it is a party to."""
         return await self.query(trace_request(ident, organ), timeout)
+
+    async def log_head(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The hub's newest signed tree head: ``head`` (signed XML text), ``timestamp``
+        (RFC 3161 token, base64, or None), ``tree_size``, ``root_hash`` (hex). Not
+        verified here: :func:`axis.evidence.heads.verify_head` does that."""
+        return await self.query({"op": OP_LOG_HEAD}, timeout)
+
+    async def log_consistency(
+        self, old_size: int, new_size: int, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """A consistency proof between two tree sizes (``path``: hex hashes)."""
+        request = {"op": OP_LOG_CONSISTENCY, "old_size": old_size, "new_size": new_size}
+        return await self.query(request, timeout)
+
+    async def evidence(
+        self, ident: str, *, organ: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The material of an evidence bundle about one of this system's consignments, or
+        a document it is a party to (docs/evidence.md)."""
+        request: dict[str, Any] = {"op": OP_EVIDENCE, "id": ident}
+        if organ:
+            request["organ"] = organ
+        return await self.query(request, timeout)
 
     async def wait_receipt(self, message_id: str, timeout: float = 30.0) -> VerifiedReceipt:
         """Wait until the hub has a receipt for ``message_id``; returns it verified."""

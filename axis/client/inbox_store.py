@@ -213,10 +213,11 @@ def _meta(item: InboxItem, item_id: str) -> dict[str, Any]:
             consignment=r.message_id,
             error_code=r.error_code or None,
         )
-        meta.setdefault(
-            "summary",
-            f"receipt: {r.event} {r.message_id}" + (f" ({r.error_code})" if r.error_code else ""),
-        )
+        detail = f" ({r.error_code})" if r.error_code else ""
+        if r.status_code:  # a business receipt: the recipient's status was routed
+            meta["status_code"] = r.status_code
+            detail = f" {r.status_code} from {r.recipient_system}"
+        meta.setdefault("summary", f"receipt: {r.event}{detail} {r.message_id}")
     meta.setdefault("summary", item.kind)
     return meta
 

@@ -3,8 +3,8 @@
 A fresh hub home in a temporary folder (SQLite, test PKI), a real hub in a
 vhost of its own, two agencies (Văn phòng Chính phủ → UBND tỉnh Nghệ An), a
 signed document with an attachment, fetched by the recipient, answered with
-status 03, traced, and its receipts verified offline. Everything it created is
-removed at the end; nothing is left running.
+status 03, traced, its receipts and its evidence bundle verified offline.
+Everything it created is removed at the end; nothing is left running.
 """
 
 from __future__ import annotations
@@ -53,12 +53,16 @@ def demo(
         if keep:
             kept = Path(tempfile.mkdtemp(prefix="axis-demo-kept-")) / "home"
             shutil.copytree(tmp, kept)
+            config = kept / "hub" / "axis.toml"  # its db_url named the folder just removed
+            config.write_text(config.read_text(encoding="utf-8").replace(tmp, str(kept)),
+                              encoding="utf-8")  # fmt: skip
             _step(f"hub home kept in {kept}")
     _step("demo finished: hub stopped, vhost deleted, nothing left running")
 
 
 async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
     from axis.client.agency import AgencyClient
+    from axis.evidence.service import EvidenceService
     from axis.metrics import HubMetrics
     from axis.pki_files import init_pki, issue_agency_files, load_credential
     from axis.provision import Management
@@ -98,11 +102,13 @@ async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
         _step(f"hub home {home}: SQLite store, test CA and hub key (ECDSA P-256)")
         store = Store(settings.db_url)
         store.create_all()
+        hub_key = load_credential(settings.hub_key_path, settings.hub_cert_path)
         hub = Hub(
             HubConfig(amqp_url=settings.amqp_url, registry_refresh_seconds=1.0),
             store,
-            HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
+            HubReceiptSigner(hub_key),
             HubMetrics(),
+            evidence=EvidenceService(store, hub_key),
         )
         await hub.start()
         _step(f"hub running on RabbitMQ vhost {vhost!r} (quorum queues, publisher confirms)")
@@ -234,3 +240,27 @@ async def _exchange(
             f"offline check of the {name} receipt against the CA: valid, signed by "
             f"{checked.signer_subject}; package SHA-256 matches"
         )
+    await _evidence(tmp, sender, consignment, policy)
+
+
+async def _evidence(tmp: Path, sender: object, consignment: str, policy: object) -> None:
+    """The sender exports the document's evidence bundle; it is checked offline."""
+    from axis.client.agency import AgencyClient
+    from axis.commands.evidence_cmd import bundle_of
+    from axis.evidence.audit import verify_bundle
+    from axis.evidence.bundle import write_bundle
+    from signing.verify import VerifyPolicy
+
+    assert isinstance(sender, AgencyClient) and isinstance(policy, VerifyPolicy)
+    bundle = bundle_of(await sender.evidence(consignment), with_package=True)
+    (tmp / "evidence.zip").write_bytes(write_bundle(bundle))
+    report = verify_bundle(bundle, policy)
+    if not report.ok:
+        raise RuntimeError(f"the evidence bundle does not verify: {report.error}")
+    receipts = sorted({r.receipt.event for r in report.receipts})
+    assert report.head is not None
+    _step(
+        f"evidence bundle (evidence.zip): {len(report.receipts)} receipts ({', '.join(receipts)}) "
+        f"and the sender's registration, proven against the hub's signed tree head of size "
+        f"{report.head.head.tree_size}: verified offline (axis audit verify)"
+    )

@@ -46,13 +46,14 @@ def serve(
 
 
 async def _serve_one(settings: Settings, index: int) -> None:
+    from axis.evidence.service import EvidenceService
     from axis.metrics import HubMetrics
     from axis.pki_files import load_credential
     from axis.receipts import HubReceiptSigner
     from axis.store import Store
     from routing.hub import Hub
 
-    store = Store(settings.db_url)
+    store = Store(settings.db_url, evidence_log=settings.evidence_log)
     store.create_all()
     metrics = HubMetrics()
     if settings.metrics_port:
@@ -64,12 +65,13 @@ async def _serve_one(settings: Settings, index: int) -> None:
                 f"cannot serve /metrics on port {settings.metrics_port + index}: {exc.strerror}; "
                 f"set metrics_port in {settings.config_path} (0 turns it off)"
             ) from None
-    hub = Hub(
-        hub_config(settings),
-        store,
-        HubReceiptSigner(load_credential(settings.hub_key_path, settings.hub_cert_path)),
-        metrics,
-    )
+    hub_key = load_credential(settings.hub_key_path, settings.hub_cert_path)
+    evidence = None
+    if settings.evidence_log:
+        evidence = EvidenceService(store, hub_key, tsa_url=settings.log_tsa_url,
+                                   on_unstamped=metrics.head_unstamped)  # fmt: skip
+    hub = Hub(hub_config(settings), store, HubReceiptSigner(hub_key), metrics,
+              evidence=evidence)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -148,4 +150,5 @@ def hub_config(settings: Settings) -> HubConfig:
         max_attempts=settings.max_attempts,
         rate_per_second=float(settings.rate_per_second),
         rate_burst=settings.rate_burst,
+        log_head_seconds=float(settings.log_head_seconds),
     )
