@@ -28,13 +28,14 @@ STAGES: tuple[tuple[int, str, str, str, str, bool], ...] = (
     (2, "sign_receipt", "cpu", "axis/receipts.py", "sign_receipt", True),
     (0, "event-loop thread", "main", "", TOTAL, False),
     (1, "Hub._on_submit (the handler)", "main", "routing/hub.py", "_on_submit", False),
-    (2, "Hub._publish_deliveries", "main", "routing/hub.py", "_publish_deliveries", False),
-    (2, "Hub._publish_receipt", "main", "routing/hub.py", "_publish_receipt", False),
+    (2, "Outbox.deliveries", "main", "routing/outbox.py", "deliveries", False),
+    (2, "Outbox.receipt", "main", "routing/outbox.py", "receipt", False),
     (2, "IncomingMessage.ack", "main", "aio_pika/message.py", "ack", False),
     (1, "rest: aiormq frames, confirms, loop", "main", "", REST, False),
     (0, "axis-db threads (store)", "db", "", TOTAL, False),
     (1, "Store.find_submission", "db", "axis/store.py", "find_submission", True),
     (1, "Store.record_submissions (batched)", "db", "axis/store.py", "record_submissions", True),
+    (2, "evidence log appends", "db", "axis/evidence/log.py", "append", True),
 )
 
 
