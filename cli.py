@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from axis.commands import audit, clerk, dead, demo, envelope, evidence_cmd, hub, pki, receipt
+from axis.commands import (
+    audit,
+    clerk,
+    dead,
+    demo,
+    envelope,
+    evidence_cmd,
+    hub,
+    hub_setup,
+    pki,
+    receipt,
+)
 
 app = typer.Typer(
     name="axis",
@@ -21,6 +32,7 @@ app.add_typer(hub.agency_app, name="agency")
 app.add_typer(hub.directory_app, name="directory")
 app.add_typer(pki.app, name="pki")
 app.add_typer(dead.app, name="dead")
+app.add_typer(hub_setup.app, name="hub")
 # Clerks
 app.add_typer(clerk.profile_app, name="profile")
 app.command("send")(clerk.send)

@@ -43,6 +43,18 @@ class ReceiptNotOurs(ReceiptError):
     code = "receipt.not_ours"
 
 
+# -- signature: what the agency SDK checks beyond the CA ----------------------------------
+
+
+class SenderMismatch(signing.errors.SignatureError):
+    """A delivered package, validly signed under the CA, whose signer or sender is not the
+    one the hub routed it from: the signing certificate names no organ (subject UID) or
+    another organ than the delivery's ``axis-sender-system``, or the verified
+    ``From/OrganId`` differs from its ``axis-sender-organ``."""
+
+    code = "signature.sender_mismatch"
+
+
 # -- statuses: ``axis status`` tells this system's side of a document ---------------------
 
 

@@ -19,10 +19,14 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from axis.errors import BrokerUnreachable, ManagementApiError
 from routing.contract import (
     DEAD_EXCHANGE,
+    DEAD_QUEUE,
     DELIVER_EXCHANGE,
     EXCHANGE_TYPES,
     QUERY_EXCHANGE,
+    QUERY_QUEUE,
+    RETRY_EXCHANGE,
     SUBMIT_EXCHANGE,
+    SUBMIT_QUEUE,
     inbox_queue_name,
 )
 from routing.topology import hub_queues, inbox_arguments
@@ -38,6 +42,50 @@ def system_permissions(system_id: str) -> dict[str, str]:
         "write": SYSTEM_WRITE,
         "read": f"^{re.escape(inbox_queue_name(system_id))}$",
     }
+
+
+# The name RabbitMQ checks permissions against when a message goes to the default exchange.
+DEFAULT_EXCHANGE_RESOURCE = "amq.default"
+
+
+def hub_permissions() -> dict[str, str]:
+    """configure / write / read regular expressions of the hub's own broker user.
+
+    Exactly what ``axis serve`` and ``axis dead`` do, by RabbitMQ's access-control
+    table, derived from the topology (:func:`routing.topology.hub_queues`); no
+    ``axis.inbox.*`` name matches any of them:
+
+    - configure: declare the hub's exchanges and queues (``queue.declare`` and
+      ``exchange.declare`` need configure on the name);
+    - write: publish deliveries (``axis.deliver``), retries (``axis.retry``), dead letters
+      (``axis.dead``), replays (``axis.submit``) and direct reply-to answers (the default
+      exchange, ``amq.default``); bind its queues (``queue.bind`` needs write on the
+      queue); name ``axis.dead`` / ``axis.submit`` as a queue's dead-letter exchange;
+    - read: consume ``axis.submit`` and ``axis.query``, take from ``axis.dead``
+      (``axis dead``), bind from its exchanges (read on the source exchange) and declare
+      a queue with a dead-letter exchange (read on that queue).
+    """
+    queues = hub_queues("quorum")  # the names do not depend on the queue type
+    queue_names = {spec.name for spec in queues}
+    dead_letter_targets = {
+        str(spec.arguments["x-dead-letter-exchange"])
+        for spec in queues if "x-dead-letter-exchange" in spec.arguments
+    }  # fmt: skip
+    with_dead_letter = {spec.name for spec in queues if "x-dead-letter-exchange" in spec.arguments}
+    bound_from = {exchange for spec in queues for exchange, _ in spec.bindings}
+    published = {DELIVER_EXCHANGE, RETRY_EXCHANGE, DEAD_EXCHANGE, SUBMIT_EXCHANGE}
+    return {
+        "configure": _exactly(set(EXCHANGE_TYPES) | queue_names),
+        "write": _exactly(
+            published | dead_letter_targets | queue_names | {DEFAULT_EXCHANGE_RESOURCE}
+        ),
+        "read": _exactly({SUBMIT_QUEUE, QUERY_QUEUE, DEAD_QUEUE} | bound_from | with_dead_letter),
+    }
+
+
+def _exactly(names: set[str]) -> str:
+    """A regular expression matching exactly ``names``: ``^(a|b|…)$``, sorted, escaped."""
+    return "^(" + "|".join(re.escape(name) for name in sorted(names)) + ")$"
 
 
 def generate_password() -> str:
@@ -64,6 +112,10 @@ class Management:
         """Create the virtual host if missing."""
         self._call("PUT", f"vhosts/{_q(vhost)}", {})
 
+    def vhost_exists(self, vhost: str) -> bool:
+        """Whether the broker has the virtual host."""
+        return self._get_or_none(f"vhosts/{_q(vhost)}") is not None
+
     def delete_vhost(self, vhost: str) -> bool:
         """Delete the virtual host and everything in it; False if it did not exist."""
         return self._delete(f"vhosts/{_q(vhost)}")
@@ -81,6 +133,17 @@ class Management:
         """Set a user's configure/write/read regular expressions on a virtual host."""
         body = {"configure": configure, "write": write, "read": read}
         self._call("PUT", f"permissions/{_q(vhost)}/{_q(user)}", body)
+
+    def create_user(self, user: str, password: str, tags: str = "") -> None:
+        """Create (or reset!) a broker user; check :meth:`user_exists` first to keep one."""
+        self._call("PUT", f"users/{_q(user)}", {"password": password, "tags": tags})
+
+    def permissions(self, vhost: str, user: str) -> dict[str, str] | None:
+        """A user's configure/write/read regular expressions on a virtual host, None if none."""
+        found = self._get_or_none(f"permissions/{_q(vhost)}/{_q(user)}")
+        if not isinstance(found, dict):
+            return None
+        return {key: str(found.get(key, "")) for key in ("configure", "write", "read")}
 
     def set_user_password(self, user: str, password: str) -> None:
         """Change a user's password, keeping its tags."""
@@ -139,6 +202,13 @@ class Management:
         self._call("PUT", f"queues/{_q(vhost)}/{_q(queue)}", body)
         binding = f"bindings/{_q(vhost)}/e/{_q(DELIVER_EXCHANGE)}/q/{_q(queue)}"
         self._call("POST", binding, {"routing_key": system_id, "arguments": {}})
+
+    def names(self, kind: str, vhost: str) -> set[str]:
+        """The names of the vhost's ``kind`` (``"queues"`` or ``"exchanges"``)."""
+        listed = self._call("GET", f"{kind}/{_q(vhost)}?columns=name")
+        if not isinstance(listed, list):
+            return set()
+        return {str(item["name"]) for item in listed if isinstance(item, dict) and "name" in item}
 
     def queue_info(self, vhost: str, name: str) -> dict[str, Any] | None:
         """The API's description of a queue (type, arguments, messages…), None if missing."""

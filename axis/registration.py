@@ -27,9 +27,15 @@ from signing.keys import load_certificate, organ_id_of
 
 
 def check_certificate_organ(organ_id: str, cert_pem: bytes) -> None:
-    """Refuse a certificate that names (as its subject's UID) an organ other than ``organ_id``."""
+    """Refuse a certificate that does not name ``organ_id`` as its subject's UID: recipients
+    accept a package only from a certificate naming its sending system (docs/signing.md)."""
     carried = organ_id_of(load_certificate(cert_pem))
-    if carried is not None and carried != organ_id:
+    if carried is None:
+        raise InvalidKeyMaterial(
+            f"the certificate names no organ (no subject UID): recipients would refuse every "
+            f"package it signs; issue one for {organ_id} (axis pki issue DIR --organ-id "
+            f"{organ_id} …)")  # fmt: skip
+    if carried != organ_id:
         raise InvalidKeyMaterial(
             f"the certificate names organ {carried!r}, not {organ_id!r}: issue one for "
             f"{organ_id} (axis pki issue DIR --organ-id {organ_id} …)"

@@ -103,6 +103,7 @@ class CliWorld:
     env: dict[str, str]
     agencies: dict[str, AgencyFiles] = field(default_factory=dict)
     hubs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    other_users: list[str] = field(default_factory=list)  # broker users to delete at the end
 
     @property
     def home(self) -> Path:
@@ -260,11 +261,16 @@ def base_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def cli_world(root: Path, amqp_base: str, management_base: str, vhost: str) -> Iterator[CliWorld]:
-    """A fresh vhost and environment; afterwards every hub is killed and users/vhost removed."""
+def cli_world(
+    root: Path, amqp_base: str, management_base: str, vhost: str, *, create_vhost: bool = True
+) -> Iterator[CliWorld]:
+    """A fresh vhost (or, without ``create_vhost``, one that must not exist yet) and
+    environment; afterwards every hub is killed and users and vhost removed."""
     management = Management(management_base)
-    management.ensure_vhost(vhost)
-    management.set_permissions(vhost, urlsplit(amqp_base).username or "guest", ".*", ".*", ".*")
+    if create_vhost:
+        management.ensure_vhost(vhost)
+        management.set_permissions(vhost, urlsplit(amqp_base).username or "guest", ".*", ".*",
+                                   ".*")  # fmt: skip
     env = {
         **base_env(),
         "AXIS_HOME": str(root / "hub"),
@@ -280,9 +286,9 @@ def cli_world(root: Path, amqp_base: str, management_base: str, vhost: str) -> I
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
-        for organ_id in world.agencies:
+        for user in [*world.agencies, *world.other_users]:
             with contextlib.suppress(Exception):
-                management.delete_user(organ_id)
+                management.delete_user(user)
         management.delete_vhost(vhost)
 
 

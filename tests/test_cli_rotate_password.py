@@ -188,7 +188,7 @@ def test_help_names_every_option() -> None:
 def test_runner_unknown_system_is_refused_before_the_broker(tmp_path: Path) -> None:
     runner = CliRunner()
     home = tmp_path / "hub"
-    assert runner.invoke(app, ["init", str(home), "--json"]).exit_code == 0
+    assert runner.invoke(app, ["init", str(home), "--no-broker", "--json"]).exit_code == 0
     # A management API nobody listens on: the store refuses first, so it is never asked.
     env = {"AXIS_MANAGEMENT_URL": "http://guest:guest@127.0.0.1:1/"}
     result = runner.invoke(

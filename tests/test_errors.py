@@ -47,6 +47,7 @@ PINNED_CODES = frozenset(
         "signature.certificate_not_registered",
         "signature.revoked_certificate",
         "signature.invalid_key_material",
+        "signature.sender_mismatch",
         "sender.error",
         "sender.missing_user_id",
         "sender.unknown_system",

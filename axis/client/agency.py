@@ -27,6 +27,7 @@ from axis.errors import (
     HubNotReady,
     ReceiptNotOurs,
     ReceiptTimeout,
+    SenderMismatch,
 )
 from axis.receipts import VerifiedReceipt, verify_receipt
 from envelopes.builder import build_package, status_package
@@ -55,7 +56,7 @@ from routing.contract import (
     trace_request,
 )
 from routing.errors import AccessRefused, QueryRefused, SubmissionTooLarge
-from signing.keys import SigningKey
+from signing.keys import SigningKey, organ_id_of
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
 
@@ -354,8 +355,10 @@ class AgencyClient:
                     item.body,
                     VerifyPolicy(at=self._clock(), trust_anchors=self.config.trust_anchors),
                 )
+                package = read_package(verified.root)
+                _check_sender(item.headers, verified.signer, package)
                 item.signer = verified.signer
-                item.package = read_package(verified.root)
+                item.package = package
         except AxisError as error:
             item.error = error
         return item
@@ -380,6 +383,42 @@ class AgencyClient:
     def remember(self, message_ids: set[str]) -> None:
         """Message ids the application has already stored (de-duplication across runs)."""
         self._seen |= message_ids
+
+
+def _check_sender(headers: dict[str, Any], signer: x509.Certificate, package: Package) -> None:
+    """Raise ``signature.sender_mismatch`` unless the package comes from whom the hub says.
+
+    Every agency certificate chains to the same CA, so the CA check alone would accept
+    agency C's signature on a package whose ``From/OrganId`` names A. The signing
+    certificate's organ (subject UID) must be the ``axis-sender-system`` the broker
+    authenticated, and the verified ``From/OrganId`` must be the ``axis-sender-organ``.
+    """
+    delivery = read_delivery_headers(headers)
+    signer_organ = organ_id_of(signer)
+    from_organ = package.sender.organ_id
+    detail = {
+        "signer_organ": signer_organ or "",
+        "sender_system": delivery.sender_system,
+        "sender_organ": delivery.sender_organ,
+        "from_organ": from_organ,
+    }
+    if not signer_organ:
+        raise SenderMismatch("the signing certificate names no organ (no subject UID)", **detail)
+    if signer_organ != delivery.sender_system:
+        raise SenderMismatch(
+            f"signed by the certificate of {signer_organ}, but the hub received it from "
+            f"system {delivery.sender_system or '(none)'}",
+            **detail,
+        )
+    if from_organ != delivery.sender_organ:
+        raise SenderMismatch(
+            f"From/OrganId is {from_organ}, but the hub routed it as sent by organ "
+            f"{delivery.sender_organ or '(none)'}",
+            **detail,
+        )
+    # Signer organ and From/OrganId may still differ: a system signing for a sub-unit it
+    # serves. Only the hub knows who serves what; it checked that at submission, and
+    # with the signer pinned to the routing system nobody else can claim the sub-unit.
 
 
 __all__ = ["AgencyClient", "ClientConfig", "InboxItem"]

@@ -32,11 +32,22 @@ def init(
     home: Path = typer.Argument(
         None, help="Folder for the hub home (default: $AXIS_HOME or ./.axis)."
     ),
+    no_broker: bool = typer.Option(
+        False, "--no-broker", help="Do not set the broker up (offline); run `axis hub setup` later."
+    ),
+    hub_user: str | None = typer.Option(
+        None, "--hub-user", help="Also create the hub's own least-privilege broker user."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Create a hub home: axis.toml, the PKI (CA, hub key pair) and the SQLite database."""
+    """Create a hub home: axis.toml, the PKI (CA, hub key pair) and the SQLite database,
+    then set the broker up as `axis hub setup` does (unless --no-broker).
+
+    Example: axis init /srv/axis --hub-user axis-hub
+    """
     import os
 
+    from axis.commands.hub_setup import init_broker, init_broker_lines
     from axis.pki_files import init_pki
     from axis.store import Store
 
@@ -51,6 +62,7 @@ def init(
         store = Store(settings.db_url)
         store.create_all()
         store.dispose()
+        broker = init_broker(home, hub_user, enabled=not no_broker)
         emit(
             as_json,
             {
@@ -59,6 +71,7 @@ def init(
                 "ca": str(paths.ca_cert),
                 "hub_cert": str(paths.hub_cert),
                 "db_url": settings.db_url,
+                "broker": broker,
             },
             [
                 f"hub home created in {home}",
@@ -66,6 +79,7 @@ def init(
                 f"  CA       {paths.ca_cert}",
                 f"  hub cert {paths.hub_cert}",
                 f"  database {settings.db_url}",
+                *init_broker_lines(broker),
                 "next: axis agency register ORGAN-ID --name NAME --cert CERT.pem",
             ],
         )

@@ -165,8 +165,9 @@ class EvidenceService:
         return {
             "subject": subject,
             **self.head_data(head),
-            "hub_certificate": self.key.certificate.public_bytes(
-                serialization.Encoding.PEM).decode("ascii"),
+            "hub_certificate": b"".join(  # the hub's first, then its intermediates
+                cert.public_bytes(serialization.Encoding.PEM)
+                for cert in (self.key.certificate, *self.key.chain)).decode("ascii"),
             "entries": [{"type": e.type, "index": e.index, "payload": _b64(e.payload),
                          "path": [h.hex() for h in self.store.inclusion_proof(
                              e.index, head.tree_size)]}
