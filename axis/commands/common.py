@@ -144,3 +144,8 @@ def trust_policy(
     anchors = load_certificate_file(trust, "trust anchor file")
     policy = VerifyPolicy(at=utc_now(), trust_anchors=anchors, allow_sha1=allow_sha1)
     return policy, f"the signer's certificate chains to a trust anchor in {str(trust)!r}"
+
+
+HomeOption = typer.Option(
+    None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
+)

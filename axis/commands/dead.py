@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from axis.commands.clerk_io import broker_errors, quiet_amqp_logs
-from axis.commands.common import JsonOption, emit, reporting
-from axis.commands.hub import HomeOption
+from axis.commands.common import HomeOption, JsonOption, emit, reporting
 from axis.dead_letters import DeadLetter, read_dead_letter, replay_message
 from axis.errors import DeadLetterNotFound, DeadLetterNotReplayable, HubNotReady
 from axis.settings import Settings, load_settings

@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from axis.commands.common import JsonOption, emit, read_file, reporting
+from axis.commands.common import HomeOption, JsonOption, emit, read_file, reporting
+from axis.commands.hub_setup import init_broker, init_broker_lines
 from axis.commands.serve_cmd import serve
 from axis.errors import (
     DirectoryImportError,
@@ -17,10 +18,6 @@ from axis.errors import (
     UnknownAgency,
 )
 from axis.settings import load_settings, write_default_config
-
-HomeOption = typer.Option(
-    None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
-)
 
 agency_app = typer.Typer(help="Register and manage agency systems.", no_args_is_help=True)
 directory_app = typer.Typer(
@@ -47,7 +44,6 @@ def init(
     """
     import os
 
-    from axis.commands.hub_setup import init_broker, init_broker_lines
     from axis.pki_files import init_pki
     from axis.store import Store
 

@@ -25,8 +25,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import typer
 
-from axis.commands.common import JsonOption, emit, reporting
-from axis.commands.hub import HomeOption
+from axis.commands.common import HomeOption, JsonOption, emit, reporting
 from axis.errors import InvalidSettings
 from axis.provision import Management, generate_password, hub_permissions
 from axis.settings import DEFAULT_AMQP_URL, Settings, load_settings
