@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from envelopes.errors import AxisError
@@ -299,6 +299,12 @@ class EventLike(Protocol):
     def at(self) -> datetime: ...
 
 
+def utc_text(moment: datetime) -> str:
+    """A time on the wire: UTC, microseconds, ``Z`` (``2026-11-27T03:13:32.027716Z``), the
+    form of a receipt's ``HubTime``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def timeline_json(events: Sequence[EventLike]) -> dict[str, Any]:
     """``{"document_id", "message_ids", "events": [...]}`` in time order."""
     ordered = list(events)
@@ -311,7 +317,7 @@ def timeline_json(events: Sequence[EventLike]) -> dict[str, Any]:
 
 def _event_json(e: EventLike) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "at": e.at.isoformat(),
+        "at": utc_text(e.at),
         "event": e.event,
         "system": e.system_id,
         "organ": e.organ_id,

@@ -32,6 +32,7 @@ from envelopes.errors import InvalidMetadata
 from envelopes.model import Attachment, DocumentPackage
 from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
+from routing.contract import utc_text
 from routing.decide import RECIPIENT_CODES, SENDER_CODES
 from routing.errors import QueryRefused, StatusCodeRefused
 
@@ -166,7 +167,7 @@ async def _send(
         result.update(
             receipt=str(receipt_path),
             event=r.event,
-            hub_time=r.hub_time.isoformat(),
+            hub_time=utc_text(r.hub_time),
             recipients=list(r.recipients),
             error_code=r.error_code or None,
             reason=r.reason or None,

@@ -9,6 +9,7 @@ import typer
 
 from axis.commands.common import JsonOption, emit, read_file, reporting, trust_policy
 from axis.receipts import VerifiedReceipt, describe, verify_receipt
+from routing.contract import utc_text
 from routing.values import Receipt, sha256_hex
 from signing.errors import UntrustedCertificate
 from signing.keys import organ_id_of
@@ -77,7 +78,7 @@ def _receipt_data(receipt: Receipt) -> dict[str, Any]:
         "recipients": list(receipt.recipients),
         "recipient_system": receipt.recipient_system,
         "package_sha256": receipt.package_sha256,
-        "hub_time": receipt.hub_time.isoformat(),
+        "hub_time": utc_text(receipt.hub_time),
     }
     if receipt.event == "rejected":
         data["error_code"] = receipt.error_code
