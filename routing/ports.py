@@ -165,7 +165,7 @@ class EvidenceKeeper(Protocol):
         """Raise ``log.tampered`` if the stored log is not the one the hub signed."""
         ...
 
-    def make_head(self, force: bool = False) -> object | None:
+    def make_head(self) -> object | None:
         """Sign a head if the log grew (or stamp an unstamped one); the head, if made."""
         ...
 
@@ -178,7 +178,7 @@ class EvidenceKeeper(Protocol):
         ...
 
     def document_evidence(
-        self, document_organ: str, document_id: str, consignment: str | None = None
+        self, parties: DocumentParties, consignment: str | None = None
     ) -> dict[str, Any]:
         """Bundle material about one document: receipts, registry entries, proofs, head."""
         ...

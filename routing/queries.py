@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -81,14 +82,20 @@ def answer_query(
         if not isinstance(request, dict):
             raise QueryRefused("the query must be a JSON object")
         op = request.get("op")
-        if op == OP_TRACE:
+        if op in (OP_TRACE, OP_EVIDENCE):
             organ = request.get("organ")
-            return answer_ok(_trace(store, asker, str(request.get("id", "")),
-                                    str(organ) if organ else None))  # fmt: skip
+            scope = _scope(store, asker, str(request.get("id", "")),
+                           str(organ) if organ else None)  # fmt: skip
+            if op == OP_TRACE:
+                return answer_ok(_trace(store, asker, scope))
+            return answer_ok(_evidence(_keeper(evidence), asker, scope))
         if op == OP_RECEIPT:
             return answer_ok(_receipts(store, asker, str(request.get("message_id", ""))))
-        if op in (OP_LOG_HEAD, OP_LOG_CONSISTENCY, OP_EVIDENCE):
-            return answer_ok(_log_query(store, evidence, asker, op, request))
+        if op == OP_LOG_HEAD:
+            return answer_ok(_keeper(evidence).head_data())
+        if op == OP_LOG_CONSISTENCY:
+            return answer_ok(_keeper(evidence).consistency(_size(request, "old_size"),
+                                                           _size(request, "new_size")))
         raise QueryRefused(f"unknown query op {op!r}; use one of {', '.join(QUERY_OPS)}")
     except AxisError as error:
         return answer_refused(error)
@@ -97,32 +104,56 @@ def answer_query(
         return answer_refused(HubUnavailable("the hub cannot read its store right now"))
 
 
-def _trace(store: QueryStore, asker: str, ident: str, organ: str | None) -> dict[str, Any]:
-    events = _visible_events(store, asker, ident, organ)
-    if not events:
-        # The same answer for "unknown" and "not yours": no probing of others' documents.
-        raise QueryRefused(f"no document or consignment {ident!r} that system {asker} is a "
-                           "party to")  # fmt: skip
-    return timeline_json(events)
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What an asker may see under the id it ``asked``: a document it is a party to
+    (``document``), or none but its own consignment; ``own``: the id is one of its own
+    consignment ids."""
+
+    asked: str
+    document: DocumentParties | None
+    own: bool
 
 
-def _visible_events(
-    store: QueryStore, asker: str, ident: str, organ: str | None
-) -> list[TraceEvent]:
-    """What the asker may see under ``ident``: one of its own consignments (expanded to
-    the whole document when it is a party to it), else a document it is a party to."""
+def _scope(store: QueryStore, asker: str, ident: str, organ: str | None) -> _Scope:
+    """The asker's own consignment ``ident`` (expanded to its document when the asker is a
+    party to it), else a document ``ident`` the asker is a party to; else the same refusal
+    for "unknown" and "not yours", so nobody probes for others' documents."""
     own = store.find_submission(asker, ident) if organ is None else None
     if own is not None:
         if own.document_organ and own.document_id:
             parties = store.documents_named(own.document_id, own.document_organ)
             if parties and _is_party(asker, parties[0]):
-                return _document_timeline(store, parties[0])
-        return store.consignment_events(asker, ident)
+                return _Scope(ident, parties[0], own=True)
+        return _Scope(ident, None, own=True)
     mine = [p for p in store.documents_named(ident, organ) if _is_party(asker, p)]
     if len(mine) > 1:
         raise QueryRefused(f"system {asker} is a party to {len(mine)} documents {ident!r}: "
                            "give the sender organ")  # fmt: skip
-    return _document_timeline(store, mine[0]) if mine else []
+    if not mine:
+        raise _not_a_party(asker, ident)
+    return _Scope(ident, mine[0], own=False)
+
+
+def _trace(store: QueryStore, asker: str, scope: _Scope) -> dict[str, Any]:
+    if scope.document is not None:
+        events = _document_timeline(store, scope.document)
+    else:
+        events = store.consignment_events(asker, scope.asked)
+    if not events:
+        raise _not_a_party(asker, scope.asked)
+    return timeline_json(events)
+
+
+def _evidence(evidence: EvidenceKeeper, asker: str, scope: _Scope) -> dict[str, Any]:
+    if scope.document is not None:
+        return evidence.document_evidence(scope.document, scope.asked if scope.own else None)
+    return evidence.consignment_evidence(asker, scope.asked)
+
+
+def _not_a_party(asker: str, ident: str) -> QueryRefused:
+    return QueryRefused(f"no document or consignment {ident!r} that system {asker} is a "
+                        "party to")  # fmt: skip
 
 
 def _is_party(system_id: str, parties: DocumentParties) -> bool:
@@ -150,33 +181,10 @@ def _receipts(store: QueryStore, asker: str, message_id: str) -> dict[str, Any]:
     }
 
 
-def _log_query(
-    store: QueryStore, evidence: EvidenceKeeper | None, asker: str, op: str,
-    request: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
-    """Heads and consistency proofs are public; evidence only about what the asker may see."""
+def _keeper(evidence: EvidenceKeeper | None) -> EvidenceKeeper:
     if evidence is None:
         raise QueryRefused("this hub keeps no evidence log")
-    if op == OP_LOG_HEAD:
-        return evidence.head_data()
-    if op == OP_LOG_CONSISTENCY:
-        return evidence.consistency(_size(request, "old_size"), _size(request, "new_size"))
-    ident = str(request.get("id", ""))
-    organ = request.get("organ")
-    own = store.find_submission(asker, ident) if not organ else None
-    if own is not None:
-        if own.document_organ and own.document_id:
-            parties = store.documents_named(own.document_id, own.document_organ)
-            if parties and _is_party(asker, parties[0]):
-                return evidence.document_evidence(own.document_organ, own.document_id, ident)
-        return evidence.consignment_evidence(asker, ident)
-    mine = [p for p in store.documents_named(ident, str(organ) if organ else None)
-            if _is_party(asker, p)]  # fmt: skip
-    if len(mine) != 1:
-        # The same answer for "unknown" and "not yours": no probing of others' documents.
-        raise QueryRefused(f"no document or consignment {ident!r} that system {asker} is a "
-                           "party to" + (" (give the sender organ)" if mine else ""))  # fmt: skip
-    return evidence.document_evidence(mine[0].sender_organ, mine[0].document_id)
+    return evidence
 
 
 def _size(request: dict[str, Any], name: str) -> int:

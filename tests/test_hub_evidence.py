@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from axis.commands.evidence_cmd import bundle_of
+from axis.commands.evidence_cmd import _home_evidence, bundle_of
 from axis.evidence import merkle
 from axis.evidence.audit import verify_bundle
 from axis.evidence.bundle import entry_bytes, write_bundle
@@ -92,8 +92,14 @@ async def test_receipts_carry_their_log_index(kit: HubKit) -> None:
     record = kit.store.find_submission(a.organ_id, consignment)
     assert record is not None and record.log_index is not None
     assert kit.store.log_entry(record.log_index).payload == record.receipt
-    assert str(record.log_index) == str(record.log_index)  # the header is the same number
-    assert H_LOG_INDEX == "axis-log-index"
+    receipts = await take(a.client, 4, timeout=5, accept=lambda i: i.receipt is not None)
+    by_event = {i.receipt.receipt.event: i for i in receipts if i.receipt is not None}
+    # Each receipt message names where the log holds exactly its bytes.
+    for event in ("accepted", "status"):
+        item = by_event[event]
+        index = int(item.headers[H_LOG_INDEX])
+        assert kit.store.log_entry(index).payload == item.body, event
+    assert int(by_event["accepted"].headers[H_LOG_INDEX]) == record.log_index
 
 
 async def test_heads_grow_consistently(kit: HubKit) -> None:
@@ -157,3 +163,24 @@ async def test_the_documented_standalone_script_checks_a_bundle(
     run = subprocess.run([sys.executable, str(script), str(bad), str(kit.pki.hub_cert)],
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert run.returncode == 1 and f"FAIL entry {first.index:>6}" in run.stdout, run.stdout
+
+
+async def test_a_third_agencys_refused_attempt_stays_out_of_the_parties_bundle(
+    kit: HubKit,
+) -> None:
+    """C's refused status about A's document is C's business, as in the trace."""
+    a, _b, c, consignment, _document_id = await _exchange(kit)
+    package = document(a.organ_id, [organ("B")])
+    forged = await c.client.send_status(package, StatusCode.ARRIVED, "giả mạo")
+    assert (await c.client.wait_receipt(forged, 15)).receipt.error_code == "status.not_a_party"
+    bundle = bundle_of(await a.client.evidence(consignment), with_package=False)
+    report = verify_bundle(bundle, _policy(kit))
+    assert report.ok, [check for check in report.checks if not check.ok]
+    assert c.organ_id not in {r.receipt.sender_system for r in report.receipts}
+    assert forged not in {r.receipt.message_id for r in report.receipts}
+    # The operator exporting C's consignment gets C's own refusal, not A's document.
+    assert kit.evidence is not None
+    operator = bundle_of(_home_evidence(kit.evidence, forged, None), with_package=False)
+    assert operator.subject["consignment"] == forged and operator.subject["document_id"] is None
+    refusals = verify_bundle(operator, _policy(kit)).receipts
+    assert [r.receipt.error_code for r in refusals] == ["status.not_a_party"]

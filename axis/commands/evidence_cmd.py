@@ -80,7 +80,8 @@ def export_command(
 ) -> None:
     """Write one self-contained evidence bundle about a document or consignment.
 
-    It holds every receipt the hub signed about it, the sender system's registry
+    It holds every receipt the hub signed about the consignments of the document's
+    parties (a third system's refused attempts stay out), the sender system's registry
     entries, each with its inclusion proof to one signed tree head, that head and its
     RFC 3161 token, and the hub certificate. Check it offline with
     `axis audit verify FILE.zip --trust ca.pem`.
@@ -176,13 +177,15 @@ def _home_evidence(evidence: EvidenceService, ident: str, organ: str | None) -> 
     store = evidence.store
     documents = store.documents_named(ident, organ)
     if len(documents) == 1:
-        return evidence.document_evidence(documents[0].sender_organ, ident)
+        return evidence.document_evidence(documents[0])
     if len(documents) > 1:
         raise LogEntryNotFound(f"{len(documents)} organs sent a document {ident!r}: give --organ")
     for event in store.trace(ident):  # a consignment id: its document, else itself
         if event.message_id == ident and event.submitter:
-            if event.document_organ and event.document_id:
-                return evidence.document_evidence(event.document_organ, event.document_id, ident)
+            parties = (store.document_parties(event.document_organ, event.document_id)
+                       if event.document_organ and event.document_id else None)  # fmt: skip
+            if parties and event.submitter in {parties.sender_system, *parties.recipients}:
+                return evidence.document_evidence(parties, ident)
             return evidence.consignment_evidence(event.submitter, ident)
     raise LogEntryNotFound(f"the hub has no document or consignment {ident!r}")
 

@@ -22,6 +22,7 @@ from axis.evidence import merkle
 from axis.evidence.bundle import canonical_json, entry_bytes
 from axis.evidence.errors import LogEntryNotFound, LogTampered
 from axis.store_model import HEADS, LOG, LOG_STATE
+from routing.contract import utc_text
 
 RECEIPT = "receipt"
 REGISTRY = "registry"
@@ -46,12 +47,14 @@ class NewEntry:
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """A stored entry: its index, type and payload."""
+    """A stored entry: its index, type and payload, and for a receipt the system whose
+    consignment it answers (None for ``delivered`` receipts and registry changes)."""
 
     index: int
     type: str
     payload: bytes
     leaf_hash: bytes
+    submitter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ class StoredHead:
 
 def registry_entry(change: str, at: datetime, system_id: str | None, **fields: Any) -> NewEntry:
     """A registry change as a log entry (docs/evidence.md)."""
-    data: dict[str, Any] = {"change": change, "at": _format_time(at), **fields}
+    data: dict[str, Any] = {"change": change, "at": utc_text(at), **fields}
     if system_id is not None:
         data["system_id"] = system_id
     return NewEntry(REGISTRY, canonical_json(data), system_id=system_id)
@@ -160,6 +163,14 @@ class LogStore:
         if not 0 <= index < size:
             raise LogEntryNotFound(f"entry {index} is not in a tree of {size} entries")
         return merkle.inclusion_proof(index, size, self.subtree_hash)
+
+    def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """The audit paths of several entries in the tree of ``size`` entries (the size is
+        checked once)."""
+        self._check_size(size)
+        if any(not 0 <= index < size for index in indexes):
+            raise LogEntryNotFound(f"not every entry of {list(indexes)} is in a tree of {size}")
+        return [merkle.inclusion_proof(index, size, self.subtree_hash) for index in indexes]
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The proof that the first ``old_size`` entries are a prefix of ``new_size``."""
@@ -264,14 +275,11 @@ class LogStore:
 
 
 def _entry(row: Any) -> LogEntry:
-    return LogEntry(int(row.idx), str(row.type), bytes(row.payload), bytes(row.leaf_hash))
+    return LogEntry(int(row.idx), str(row.type), bytes(row.payload), bytes(row.leaf_hash),
+                    row.submitter)  # fmt: skip
 
 
 def _head(row: Any) -> StoredHead:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
     timestamp = None if row.timestamp is None else bytes(row.timestamp)
     return StoredHead(int(row.tree_size), bytes(row.root_hash), bytes(row.signed), timestamp, at)
-
-
-def _format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -21,6 +21,7 @@ from axis.evidence.log import LogEntry, StoredHead
 from axis.evidence.timestamps import request_timestamp
 from axis.store import Store
 from envelopes.errors import AxisError
+from routing.values import DocumentParties
 from signing.keys import SigningKey
 from signing.verify import VerifyPolicy
 
@@ -47,17 +48,16 @@ class EvidenceService:
 
     # -- heads ------------------------------------------------------------------------
 
-    def make_head(self, force: bool = False) -> StoredHead | None:
-        """Sign a head over the whole log if it grew since the newest head (or, with
-        ``force``, whenever none of that size exists); stamp it when a TSA is set. An
-        unstamped newest head is stamped now. Returns the new head, if one was made."""
+    def make_head(self) -> StoredHead | None:
+        """Sign a head over the whole log if it grew since the newest head (a head of the
+        same size would add nothing); stamp it when a TSA is set. An unstamped newest head
+        is stamped now. Returns the new head, if one was made."""
         size = self.store.log_size()
         latest = self.store.latest_head()
         if latest is not None and latest.tree_size >= size:
             if self.tsa_url and latest.timestamp is None:
                 self._stamp_later(latest)
             return None
-        del force  # a head is made whenever the log grew; same-size heads add nothing
         now = self._clock()
         root = self.store.root_at(size)
         signed = sign_head(TreeHead(size, root, now), self.key)
@@ -65,11 +65,12 @@ class EvidenceService:
         return head if self.store.add_head(head) else None
 
     def covering_head(self, size: int) -> StoredHead:
-        """The newest head, made now if the newest does not cover ``size`` entries."""
+        """The newest head, made now if the newest does not cover ``size`` entries (an
+        empty log gets its head of size 0)."""
         latest = self.store.latest_head()
         if latest is None or latest.tree_size < size:
-            self.make_head()
-            latest = self.store.latest_head()
+            # Another worker may sign the same size first: then its head is the newest.
+            latest = self.make_head() or self.store.latest_head()
         if latest is None or latest.tree_size < size:
             raise LogEntryNotFound("the log has no signed head covering those entries yet")
         return latest
@@ -119,7 +120,7 @@ class EvidenceService:
         stored log against it first."""
         if checked:
             self.check()
-        head = head or self.store.latest_head() or self._first_head()
+        head = head or self.covering_head(0)
         return {
             "tree_size": head.tree_size,
             "root_hash": head.root_hash.hex(),
@@ -136,18 +137,21 @@ class EvidenceService:
         return {"old_size": old_size, "new_size": new_size, "path": [h.hex() for h in path]}
 
     def document_evidence(
-        self, document_organ: str, document_id: str, consignment: str | None = None
+        self, parties: DocumentParties, consignment: str | None = None
     ) -> dict[str, Any]:
-        """Bundle material for document (organ, id): its receipts, the sender system's
-        registry entries, each with its inclusion proof to one head."""
-        entries = self.store.log_entries_about(document=(document_organ, document_id))
-        original = self.store.find_document(document_organ, document_id)
-        if original is not None:
-            entries += self.store.log_entries_about(registry_of=original.user_id)
-        subject = {"document_organ": document_organ, "document_id": document_id,
+        """Bundle material for a document: the receipts of its parties' consignments about
+        it, the sender system's registry entries, each with its inclusion proof to one
+        head, and the package. A third system's refused attempts about the document are
+        its own business (as in the trace) and stay out."""
+        organ, document_id = parties.sender_organ, parties.document_id
+        members = {parties.sender_system, *parties.recipients}
+        entries = [e for e in self.store.log_entries_about(document=(organ, document_id))
+                   if e.submitter is None or e.submitter in members]  # fmt: skip
+        entries += self.store.log_entries_about(registry_of=parties.sender_system)
+        original = self.store.find_document(organ, document_id)
+        subject = {"document_organ": organ, "document_id": document_id,
                    "consignment": consignment}  # fmt: skip
-        package = original.raw if original is not None else None
-        return self._material(entries, subject, package)
+        return self._material(entries, subject, original.raw if original else None)
 
     def consignment_evidence(self, submitter: str, message_id: str) -> dict[str, Any]:
         """Bundle material for one consignment that names no document it is a party to."""
@@ -169,18 +173,11 @@ class EvidenceService:
                 cert.public_bytes(serialization.Encoding.PEM)
                 for cert in (self.key.certificate, *self.key.chain)).decode("ascii"),
             "entries": [{"type": e.type, "index": e.index, "payload": _b64(e.payload),
-                         "path": [h.hex() for h in self.store.inclusion_proof(
-                             e.index, head.tree_size)]}
-                        for e in unique],
+                         "path": [h.hex() for h in path]}
+                        for e, path in zip(unique, self.store.inclusion_proofs(
+                            [e.index for e in unique], head.tree_size), strict=True)],
             "package": _b64(package),
         }  # fmt: skip
-
-    def _first_head(self) -> StoredHead:
-        self.make_head()
-        head = self.store.latest_head()
-        if head is None:
-            raise LogEntryNotFound("the log is empty: no tree head yet")
-        return head
 
 
 def _b64(data: bytes | None) -> str | None:
