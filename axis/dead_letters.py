@@ -31,6 +31,7 @@ from routing.contract import (
     SUBMISSION_KEYS,
     XML,
     WireMessage,
+    header_text,
 )
 from routing.retry import origin_of
 
@@ -113,7 +114,7 @@ def read_dead_letter(
     headers = headers or {}
     origin = origin_of(user_id, headers, hub_user).user_id
     death = _latest_death(headers)
-    hub_reason = _text(headers.get(H_DEAD_REASON)) or None
+    hub_reason = header_text(headers.get(H_DEAD_REASON)) or None
     reason, queue = _reason(hub_reason, death)
     key = routing_key or ""
     return DeadLetter(
@@ -127,7 +128,7 @@ def read_dead_letter(
         reason=reason,
         queue=queue,
         attempts=_attempts(headers, death),
-        last_error=_text(headers.get(H_LAST_ERROR)) or None,
+        last_error=header_text(headers.get(H_LAST_ERROR)) or None,
         size=len(body),
         sha256=hashlib.sha256(body).hexdigest(),
         first_death=_first_death_time(headers),
@@ -179,7 +180,7 @@ def _reason(
     """The reason and the queue it died in: the hub's code, else ``x-death``'s reason."""
     if hub_reason or not death:
         return hub_reason, None
-    return _text(death.get("reason")) or None, _text(death.get("queue")) or None
+    return header_text(death.get("reason")) or None, header_text(death.get("queue")) or None
 
 
 def _deaths(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -200,7 +201,7 @@ def _attempts(headers: Mapping[str, Any], death: Mapping[str, Any] | None) -> in
     """``axis-attempt`` when the hub set it, else the ``x-death`` count."""
     for value in (headers.get(H_ATTEMPT), death.get("count") if death else None):
         try:
-            return max(0, int(_text(value)))
+            return max(0, int(header_text(value)))
         except ValueError:
             continue
     return None
@@ -209,12 +210,6 @@ def _attempts(headers: Mapping[str, Any], death: Mapping[str, Any] | None) -> in
 def _first_death_time(headers: Mapping[str, Any]) -> datetime | None:
     times = [e["time"] for e in _deaths(headers) if isinstance(e.get("time"), datetime)]
     return min(times) if times else None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
 
 
 def _shorten(text: str, limit: int) -> str:

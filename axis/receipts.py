@@ -17,6 +17,7 @@ from lxml import etree
 
 from axis.errors import ReceiptMalformed, ReceiptPackageMismatch
 from envelopes.xmlsafe import XmlLimits, parse_tree
+from routing.contract import utc_text
 from routing.values import RECEIPT_EVENTS, Receipt, sha256_hex
 from signing.keys import SigningKey, fingerprint
 from signing.sign import sign_document
@@ -60,7 +61,7 @@ def receipt_xml(receipt: Receipt) -> bytes:
         _text(root, "SignerFingerprint", receipt.signer_fingerprint)
     if receipt.status_code:
         _text(root, "StatusCode", receipt.status_code)
-    _text(root, "HubTime", _format_time(receipt.hub_time))
+    _text(root, "HubTime", utc_text(receipt.hub_time))
     if receipt.event == "rejected":
         error = _text(root, "Error", receipt.reason)
         error.set("code", receipt.error_code)
@@ -138,7 +139,7 @@ def verify_receipt(
 
 def describe(receipt: Receipt) -> str:
     """One plain sentence saying what the receipt proves."""
-    when = _format_time(receipt.hub_time)
+    when = utc_text(receipt.hub_time)
     who = f"{receipt.sender_organ or '?'} (system {receipt.sender_system or '?'})"
     doc = f"document {receipt.document_id!r}" if receipt.document_id else "a package"
     to = ", ".join(receipt.recipients) or "no recipient"
@@ -180,10 +181,6 @@ def _required(root: etree._Element, name: str) -> str:
     if not value:
         raise ReceiptMalformed(f"receipt has no {name}", path=f"/Receipt/{name}")
     return value
-
-
-def _format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse_time(text: str) -> datetime:

@@ -235,9 +235,6 @@ class Store(RegistryStore, LogStore):
             for i, (record, deliveries, events) in enumerate(items)]  # fmt: skip
         return stored_records
 
-    def _log(self, conn: Connection, entries: Sequence[NewEntry], at: datetime) -> list[int]:
-        return evidence_log.append(conn, entries, at) if self.evidence_log else []
-
     def add_events(self, events: Sequence[TraceEvent]) -> None:
         if events:
             with self.engine.begin() as conn:
@@ -279,13 +276,16 @@ class Store(RegistryStore, LogStore):
     ) -> list[DocumentParties]:
         """The parties of every accepted document with this id (of one sender organ, if
         given): one entry per sender organ, oldest first."""
-        query = sa.select(SUBS).where(SUBS.c.document_id == document_id,
-                                      SUBS.c.outcome == "accepted", SUBS.c.kind == "edoc")
+        # Only the organs, oldest first: a status must not load every package's bytes.
+        first = sa.func.min(SUBS.c.id)
+        query = (sa.select(SUBS.c.document_organ)
+                 .where(SUBS.c.document_id == document_id, SUBS.c.outcome == "accepted",
+                        SUBS.c.kind == "edoc", SUBS.c.document_organ.is_not(None))
+                 .group_by(SUBS.c.document_organ).order_by(first))  # fmt: skip
         if sender_organ is not None:
             query = query.where(SUBS.c.document_organ == sender_organ)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(SUBS.c.id)).all()
-        organs = list(dict.fromkeys(row.document_organ for row in rows if row.document_organ))
+            organs = [str(organ) for organ in conn.execute(query).scalars()]
         found = [self.document_parties(organ, document_id) for organ in organs]
         return [parties for parties in found if parties is not None]
 

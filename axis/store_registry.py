@@ -44,8 +44,12 @@ class RegistryStore:
     def _changed(self, conn: Connection, at: datetime, *entries: NewEntry) -> None:
         """Count a registry change (hubs reload their snapshot) and log what changed."""
         conn.execute(sa.insert(CHANGES).values(at=at))
-        if self.evidence_log:
-            append(conn, entries, at)
+        self._log(conn, entries, at)
+
+    def _log(self, conn: Connection, entries: Sequence[NewEntry], at: datetime) -> list[int]:
+        """Append ``entries`` to the evidence log in ``conn``'s transaction, when the store
+        keeps one; their indexes."""
+        return append(conn, entries, at) if self.evidence_log else []
 
     def add_system(self, system_id: str, name: str, serves: Sequence[str] = ()) -> None:
         """Register a system operated by organ ``system_id`` and explicitly serving ``serves``.

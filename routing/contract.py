@@ -145,12 +145,19 @@ class DeliveryHeaders:
     status_code: str
 
 
+def header_text(value: Any) -> str:
+    """An AMQP header value as text (brokers and clients may hand strings over as bytes;
+    a missing value is empty)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
 def read_delivery_headers(headers: Mapping[str, Any]) -> DeliveryHeaders:
     """The :class:`DeliveryHeaders` of a delivery's AMQP headers (missing ones are empty)."""
 
     def text(name: str) -> str:
-        value = headers.get(name, "")
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return header_text(headers.get(name))
 
     return DeliveryHeaders(
         sender_system=text(H_SENDER_SYSTEM),

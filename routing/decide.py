@@ -49,7 +49,7 @@ from signing.errors import CertificateMismatch
 from signing.keys import fingerprint
 from signing.verify import VerifyPolicy, verify
 
-_MESSAGE_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+_MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,128}")
 # Codes a document's recipients send; the original sender only asks to take it back.
 RECIPIENT_CODES = frozenset(StatusCode) - {StatusCode.TAKE_BACK_REQUEST}
 SENDER_CODES = frozenset({StatusCode.TAKE_BACK_REQUEST})
@@ -230,7 +230,8 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
 
 def valid_message_id(message_id: str | None) -> bool:
     """A consignment id: 1-128 printable ASCII characters, no space."""
-    return message_id is not None and _MESSAGE_ID.match(message_id) is not None
+    # fullmatch: with match, "$" also matches before a final newline ("m1\n").
+    return message_id is not None and _MESSAGE_ID.fullmatch(message_id) is not None
 
 
 def _sender_system(sub: Submission, registry: RegistryView) -> str:

@@ -27,6 +27,7 @@ from routing.contract import (
     RETRY_EXCHANGE,
     XML,
     WireMessage,
+    header_text,
 )
 
 # Seconds each retry level waits; attempt n (1-based) waits at the level min(n, len).
@@ -63,9 +64,9 @@ def origin_of(user_id: str | None, headers: Mapping[str, Any], hub_user: str) ->
     """
     if not hub_user or user_id != hub_user:
         return Origin(user_id, 0)
-    origin = _text(headers.get(H_ORIGIN_USER))
+    origin = header_text(headers.get(H_ORIGIN_USER))
     try:
-        attempt = max(0, int(_text(headers.get(H_ATTEMPT)) or 0))
+        attempt = max(0, int(header_text(headers.get(H_ATTEMPT)) or 0))
     except ValueError:
         attempt = 0
     return Origin(origin or None, attempt)
@@ -97,9 +98,3 @@ def _parked(
 ) -> WireMessage:
     return WireMessage(body=body, content_type=XML, message_id=message_id, type=kind,
                        user_id=hub_user, headers=headers)  # fmt: skip
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)

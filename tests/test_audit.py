@@ -41,8 +41,9 @@ from axis.evidence.bundle import (
 )
 from axis.evidence.consistency import verify_consistency_files
 from axis.evidence.errors import BundleMalformed, HeadInvalid, Inconsistent
-from axis.evidence.heads import TreeHead, format_time, sign_head
+from axis.evidence.heads import TreeHead, sign_head
 from axis.receipts import sign_receipt
+from routing.contract import utc_text
 from routing.values import Receipt, sha256_hex
 from signing.keys import SigningKey, fingerprint
 from signing.pki import Credential
@@ -70,7 +71,7 @@ def receipt(event: str = "accepted", **changes: Any) -> Receipt:
 
 
 def registry(change: str, system_id: str = SYSTEM, **fields: Any) -> tuple[str, bytes]:
-    data = {"change": change, "at": format_time(NOW), "system_id": system_id, **fields}
+    data = {"change": change, "at": utc_text(NOW), "system_id": system_id, **fields}
     return "registry", canonical_json(data)
 
 

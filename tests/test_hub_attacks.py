@@ -996,3 +996,4 @@ async def test_broker_refuses(world: World, case: BrokerCase) -> None:
         await connection.close()
     assert await world.inboxes() == before
     assert world.kit.store.count_submissions() == stored
+

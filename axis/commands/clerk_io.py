@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,18 +22,18 @@ from axis.commands.common import write_file
 from axis.errors import HubNotReady, StatusSideUnknown
 from envelopes.errors import AxisError, InvalidMetadata
 from envelopes.model import DocumentPackage
+from routing.decide import valid_message_id
 from routing.errors import AccessRefused, InvalidMessageId, TransportError
 
 DEFAULT_CLIENT_AMQP_URL = "amqp://127.0.0.1:5672/"
 SENT_RECORD_SUFFIX = ".sent.json"
 Side = Literal["sender", "recipient"]
 # The hub's rule (routing.decide), checked before anything is sent.
-_MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def check_message_id(message_id: str | None) -> None:
     """Refuse a consignment id the hub would reject: 1-128 printable ASCII, no spaces."""
-    if message_id is not None and not _MESSAGE_ID.fullmatch(message_id):
+    if message_id is not None and not valid_message_id(message_id):
         raise InvalidMessageId(
             f"--message-id {message_id!r} must be 1-128 printable ASCII characters, no spaces"
         )

@@ -28,11 +28,12 @@ from axis.evidence.errors import (
     RegistrationUnproven,
     SubjectMismatch,
 )
-from axis.evidence.heads import VerifiedHead, format_time, verify_head
+from axis.evidence.heads import VerifiedHead, verify_head
 from axis.evidence.merkle import leaf_hash, verify_inclusion
 from axis.evidence.timestamps import VerifiedTimestamp, verify_timestamp
 from axis.receipts import VerifiedReceipt, describe, verify_receipt
 from envelopes.errors import AxisError
+from routing.contract import utc_text
 from routing.values import Receipt, sha256_hex
 from signing.keys import fingerprint, load_certificate, load_certificates, organ_id_of
 from signing.verify import VerifyPolicy
@@ -94,7 +95,7 @@ class AuditReport:
             "checks": [check.to_dict() for check in self.checks],
             "head": None if self.head is None else head_data(self.head),
             "timestamp": None if self.timestamp is None else {
-                "gen_time": format_time(self.timestamp.gen_time),
+                "gen_time": utc_text(self.timestamp.gen_time),
                 "tsa": self.timestamp.tsa_subject,
                 "anchored": self.timestamp.anchored,
             },
@@ -195,7 +196,7 @@ class _Audit:
         if wrong := _not_the_hub(head.signer_subject, head.signer_fingerprint, self.hub_cert):
             return HeadInvalid.code, f"the tree head is {wrong}"
         self.head, stated = head, head.head
-        when, root = format_time(stated.timestamp), stated.root_hash.hex()
+        when, root = utc_text(stated.timestamp), stated.root_hash.hex()
         self.facts.append(f"The hub ({head.signer_subject}) signed that at {when} its log held "
                           f"{stated.tree_size} entries, with root hash {root}.")
         return None, (f"signed by {head.signer_subject} (hub.pem), whose certificate is "
@@ -208,7 +209,7 @@ class _Audit:
             stamp = verify_timestamp(self.bundle.timestamp, self.bundle.head, self.tsa_roots)
         except AxisError as error:
             return error.code, error.reason
-        self.stamp, when = stamp, format_time(stamp.gen_time)
+        self.stamp, when = stamp, utc_text(stamp.gen_time)
         anchor = ("its certificate chains to the TSA trust anchors" if stamp.anchored else
                   "the TSA was NOT anchored (no TSA trust anchors given): only the token's "
                   "own signature was checked")  # fmt: skip
@@ -400,4 +401,4 @@ def _subject_text(subject: dict[str, str | None]) -> str:
 def _receipt_data(verified: VerifiedReceipt) -> dict[str, Any]:
     r = verified.receipt
     return {**{f.name: getattr(r, f.name) for f in fields(r)}, "recipients": list(r.recipients),
-            "hub_time": format_time(r.hub_time), "statement": describe(r)}
+            "hub_time": utc_text(r.hub_time), "statement": describe(r)}

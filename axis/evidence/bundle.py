@@ -22,7 +22,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from axis.evidence.errors import BundleMalformed, HeadInvalid
-from axis.evidence.heads import format_time, parse_time
+from axis.evidence.heads import parse_time
+from routing.contract import utc_text
 
 FORMAT = "axis-evidence/1"
 MANIFEST = "manifest.json"
@@ -104,7 +105,7 @@ def manifest_of(bundle: Bundle) -> dict[str, Any]:
     """The ``manifest.json`` object of ``bundle``."""
     return {
         "format": FORMAT,
-        "exported_at": format_time(bundle.exported_at),
+        "exported_at": utc_text(bundle.exported_at),
         "subject": dict(bundle.subject),
         "head": HEAD_FILE,
         "timestamp": TIMESTAMP_FILE if bundle.timestamp is not None else None,

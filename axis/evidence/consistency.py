@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from axis.evidence.errors import HeadInvalid, Inconsistent
-from axis.evidence.heads import VerifiedHead, format_time, verify_head
+from axis.evidence.heads import VerifiedHead, verify_head
 from axis.evidence.merkle import verify_consistency
+from routing.contract import utc_text
 from signing.keys import organ_id_of
 from signing.verify import VerifyPolicy, verify
 
@@ -17,7 +18,7 @@ def head_data(head: VerifiedHead) -> dict[str, Any]:
     stated, signer = head.head, {"subject": head.signer_subject,
                                  "fingerprint": head.signer_fingerprint}  # fmt: skip
     return {"tree_size": stated.tree_size, "root_hash": stated.root_hash.hex(),
-            "timestamp": format_time(stated.timestamp), "signer": signer}
+            "timestamp": utc_text(stated.timestamp), "signer": signer}
 
 
 def verify_consistency_files(

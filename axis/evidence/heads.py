@@ -22,6 +22,7 @@ from lxml import etree
 from axis.evidence.errors import HeadInvalid
 from envelopes.errors import AxisError
 from envelopes.xmlsafe import XmlLimits, parse_tree
+from routing.contract import utc_text
 from signing.keys import SigningKey, fingerprint
 from signing.sign import sign_document
 from signing.verify import VerifyPolicy, verify
@@ -59,7 +60,7 @@ def head_xml(head: TreeHead) -> bytes:
     root.set("version", "1")
     etree.SubElement(root, _Q + "TreeSize").text = str(head.tree_size)
     etree.SubElement(root, _Q + "RootHash").text = head.root_hash.hex()
-    etree.SubElement(root, _Q + "Timestamp").text = format_time(head.timestamp)
+    etree.SubElement(root, _Q + "Timestamp").text = utc_text(head.timestamp)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -115,16 +116,12 @@ def head_summary(signed: bytes) -> dict[str, object]:
     """Size, root (hex) and time a signed head states, not verified: for display."""
     head = unverified_head(signed)
     return {"tree_size": head.tree_size, "root_hash": head.root_hash.hex(),
-            "timestamp": format_time(head.timestamp)}  # fmt: skip
-
-
-def format_time(moment: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC, the one time form of the evidence formats."""
-    return moment.astimezone(UTC).strftime(_TIME)
+            "timestamp": utc_text(head.timestamp)}  # fmt: skip
 
 
 def parse_time(text: str) -> datetime:
-    """The inverse of :func:`format_time`; anything else raises ``audit.head_invalid``."""
+    """The inverse of :func:`routing.contract.utc_text`; anything else raises
+    ``audit.head_invalid``."""
     try:
         return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
     except ValueError:
