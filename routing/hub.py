@@ -185,14 +185,14 @@ class Hub:
         )
         # A first delivery needs no look-up: the store's unique (user_id, message_id)
         # constraint catches a re-submission when it is recorded.
-        again = message.redelivered or origin.attempt > 0
+        again = self._again(message)
         if again and sub.user_id and sub.message_id:
             existing = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
             if existing is not None and existing.error_code not in RETRYABLE_CODES:
                 await self._answer_duplicate(message, sub, existing, republish=True)
                 return
         verdict: Accepted | Rejected
-        if origin.attempt == 0 and sub.user_id and not self._admit(sub.user_id):
+        if not origin.relayed and sub.user_id and not self._admit(sub.user_id):
             # The consignment id stays usable: the sender sends it again later.
             verdict, records = await self._refuse(sub, RateLimited(
                 f"system {sub.user_id} submits faster than {self.config.rate_per_second:g}/s",
@@ -200,6 +200,12 @@ class Hub:
         else:
             verdict, records = await self._verdict(sub)
         await self._settle(message, verdict, records)
+
+    def _again(self, message: AbstractIncomingMessage) -> bool:
+        """A broker redelivery, or a copy the hub itself put back (a retry, an ``axis dead
+        replay``): either may follow a submission stored already."""
+        relayed = origin_of(message.user_id, message.headers or {}, self.config.broker_user)
+        return bool(message.redelivered) or relayed.relayed
 
     def _admit(self, system_id: str) -> bool:
         return self._admission.admit(system_id, asyncio.get_running_loop().time())
@@ -249,7 +255,7 @@ class Hub:
             stored = await self._commits.run(records)
         if isinstance(stored, DuplicateSubmission):  # stored before, perhaps by another worker
             await self._answer_duplicate(message, verdict.submission, stored.existing,
-                                         republish=bool(message.redelivered))  # fmt: skip
+                                         republish=self._again(message))  # fmt: skip
             return
         assert isinstance(stored, SubmissionRecord)
         if isinstance(verdict, Accepted):

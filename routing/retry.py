@@ -48,10 +48,12 @@ def retry_level(attempt: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Who submitted a message, and how many attempts the hub has made on it."""
+    """Who submitted a message, how many attempts the hub has made on it, and whether the
+    hub itself put this copy back (a retry or an ``axis dead replay``)."""
 
     user_id: str | None
     attempt: int = 0
+    relayed: bool = False
 
 
 def origin_of(user_id: str | None, headers: Mapping[str, Any], hub_user: str) -> Origin:
@@ -69,7 +71,7 @@ def origin_of(user_id: str | None, headers: Mapping[str, Any], hub_user: str) ->
         attempt = max(0, int(header_text(headers.get(H_ATTEMPT)) or 0))
     except ValueError:
         attempt = 0
-    return Origin(origin or None, attempt)
+    return Origin(origin or None, attempt, relayed=True)
 
 
 def retry_message(

@@ -42,6 +42,7 @@ from routing.contract import (
     SUBMIT_QUEUE,
     XML,
 )
+from routing.retry import origin_of
 from routing.topology import declare_inbox, declare_topology
 from tests.clikit import CliWorld, assert_error, cli_world, organ
 
@@ -351,6 +352,12 @@ def test_hub_headers_count_only_on_the_hubs_own_messages() -> None:
     assert wire.user_id == "axis-hub" and wire.content_type == XML and wire.persistent
     assert wire.type == "edoc" and wire.message_id == "m"
     assert dict(wire.headers) == {H_ORIGIN_USER: "000.00.00.H41", H_ATTEMPT: "0"}
+    # The hub takes the replayed copy as its own (it may follow a stored submission, and
+    # the system's rate does not apply to it); the same headers from a system do nothing.
+    replayed = origin_of(wire.user_id, wire.headers, "axis-hub")
+    assert (replayed.user_id, replayed.attempt, replayed.relayed) == ("000.00.00.H41", 0, True)
+    forged = origin_of("000.00.00.G22", wire.headers, "axis-hub")
+    assert (forged.user_id, forged.relayed) == ("000.00.00.G22", False)
 
 
 def test_a_hub_copy_without_origin_is_not_replayable() -> None:
