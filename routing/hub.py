@@ -63,6 +63,7 @@ from routing.values import (
 )
 
 log = logging.getLogger("axis.hub")
+PARK_FAILED_PAUSE = 1.0  # seconds before a submission that could not be parked goes back
 T = TypeVar("T")
 _Stored = SubmissionRecord | DuplicateSubmission | DocumentIdTaken
 
@@ -288,7 +289,8 @@ class Hub:
         self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord,
         *, republish: bool,
     ) -> None:  # fmt: skip
-        if existing.sha256 != sha256_hex(sub.body):
+        # Hashing and parsing a body of up to max_submission_bytes stay off the event loop.
+        if existing.sha256 != await self._in_cpu(sha256_hex, sub.body):
             await self._reject_conflict(message, sub, existing)
             return
         self.monitor.duplicate()
@@ -296,7 +298,8 @@ class Hub:
             # A redelivery or retry: the first attempt may have died between persisting and
             # publishing, so publish the stored routing again (recipients de-duplicate).
             deliveries = await self._in_io(self.store.submission_deliveries, existing.id)
-            status = _status_code_of(existing) if existing.kind == "status" else None
+            status = (await self._in_cpu(_status_code_of, existing)
+                      if existing.kind == "status" else None)  # fmt: skip
             await self.outbox.stored_deliveries(existing, deliveries, status)
         await self.outbox.receipt(message, existing, self._registered(existing.user_id))
         await message.ack()
@@ -335,8 +338,11 @@ class Hub:
                 await self._give_up(message, origin, attempt, error)
             await message.ack()
         except Exception:
-            log.exception("cannot park submission %s; returning it to the queue",
-                          message.message_id)  # fmt: skip
+            log.exception("cannot park submission %s; returning it to the queue in %g s",
+                          message.message_id, PARK_FAILED_PAUSE)  # fmt: skip
+            # Not at once: a broker that refuses the parked copy would otherwise make this
+            # a hot loop (the quorum delivery limit still ends it, in axis.dead).
+            await asyncio.sleep(PARK_FAILED_PAUSE)
             await message.nack(requeue=True)
 
     async def _give_up(

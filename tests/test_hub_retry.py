@@ -11,11 +11,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
+from routing.batching import Batcher
 from routing.contract import H_ATTEMPT, H_DEAD_REASON, H_LAST_ERROR, H_ORIGIN_USER
 from tests.clikit import organ
 from tests.hubkit import HubKit, close_kit, document, make_kit, take
@@ -137,3 +139,33 @@ async def _take_dead(kit: HubKit) -> AbstractIncomingMessage | None:
         return None
     finally:
         await connection.close()
+
+
+async def test_a_submission_that_cannot_be_parked_does_not_come_back_in_a_hot_loop(
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str,
+) -> None:
+    """The store fails and the retry copy cannot be published either: the submission goes
+    back to axis.submit, but only after a pause, not hundreds of times a second."""
+    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
+    try:
+        hub = await kit.start_hub()
+        a, b = await kit.agency(organ("A")), await kit.agency(organ("B"))
+        attempts = 0
+
+        def failing_store(_items: object) -> list[Any]:
+            nonlocal attempts
+            attempts += 1
+            raise OSError("the database is down")
+
+        async def refused_retry(*_args: object) -> None:
+            raise OSError("the broker refused the retry copy")
+
+        hub._commits = Batcher(failing_store, hub._io)
+        hub.outbox.retry = refused_retry  # type: ignore[method-assign, assignment]
+        await a.client.send(a.client.sign(document(a.organ_id, [b.organ_id])))
+        await asyncio.sleep(3.0)
+        # routing.hub.PARK_FAILED_PAUSE (1 s) between attempts: three; without it, twenty
+        # (the quorum delivery limit) within the first second.
+        assert 1 <= attempts <= 4, attempts
+    finally:
+        await close_kit(kit)
