@@ -352,10 +352,19 @@ class Hub:
                                  "attempts; it is kept in axis.dead for the operator")
         sub = Submission(bytes(message.body), message.routing_key or "", message.message_id,
                          origin.user_id)  # fmt: skip
-        _verdict, (record, _, _) = await self._refuse(sub, failure)
-        self.monitor.rejected(sub.routing_key, failure.code)
         self.monitor.gave_up()
         await self.outbox.dead(message, origin, attempt, failure.code, error)
+        stored = None
+        if sub.user_id and sub.message_id:
+            stored = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
+        if stored is not None and stored.error_code not in RETRYABLE_CODES:
+            # Decided and stored before what kept failing (publishing its copies): the stored
+            # receipt is the outcome; a hub.unavailable receipt would contradict it. The
+            # dead letter keeps the copies to publish (axis dead replay republishes them).
+            record = stored
+        else:
+            _verdict, (record, _, _) = await self._refuse(sub, failure)
+            self.monitor.rejected(sub.routing_key, failure.code)
         if self._registered(record.user_id):
             await self.outbox.receipt(message, record, True)
 

@@ -169,3 +169,53 @@ async def test_a_submission_that_cannot_be_parked_does_not_come_back_in_a_hot_lo
         assert 1 <= attempts <= 4, attempts
     finally:
         await close_kit(kit)
+
+
+async def test_giving_up_after_the_commit_answers_with_the_stored_receipt(
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str,
+) -> None:
+    """Stored as accepted, then its copies can never be published: the sender gets the
+    accepted receipt the log holds (not a hub.unavailable that contradicts it), and the
+    dead letter says why; replaying it publishes the copies."""
+    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
+    try:
+        hub = await kit.start_hub(max_attempts=2)
+        a, b = await kit.agency(organ("A")), await kit.agency(organ("B"))
+        real = hub.outbox.deliveries, hub.outbox.stored_deliveries
+
+        async def refused_deliveries(*_args: object) -> None:
+            raise OSError("the broker refused the recipient's copy")
+
+        # Both the first publish and the republish of the stored routing on each retry.
+        hub.outbox.deliveries = refused_deliveries  # type: ignore[method-assign, assignment]
+        hub.outbox.stored_deliveries = refused_deliveries  # type: ignore[method-assign, assignment]
+        consignment = await a.client.send(a.client.sign(document(a.organ_id, [b.organ_id])))
+        finals = await take(a.client, 1, timeout=20, accept=lambda i: i.receipt is not None)
+        assert finals and finals[0].receipt is not None
+        assert finals[0].receipt.receipt.event == "accepted"
+        assert finals[0].body == kit.store.get_receipt(a.organ_id, consignment)
+        dead = await _take_dead(kit)
+        assert dead is not None and (dead.headers or {})[H_DEAD_REASON] == "hub.unavailable"
+        assert await take(b.client, 1, timeout=1) == []
+        hub.outbox.deliveries, hub.outbox.stored_deliveries = real  # type: ignore[method-assign]
+        headers = {H_ORIGIN_USER: a.organ_id, H_ATTEMPT: "0"}
+        await _publish_as_hub(kit, dead, headers)  # what axis dead replay sends
+        copies = await take(b.client, 1, timeout=15, accept=lambda i: i.kind == "edoc")
+        assert [c.message_id for c in copies] == [f"{a.organ_id}/{consignment}"]
+    finally:
+        await close_kit(kit)
+
+
+async def _publish_as_hub(
+    kit: HubKit, dead: AbstractIncomingMessage, headers: dict[str, Any]
+) -> None:
+    connection = await aio_pika.connect(kit.settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("axis.submit", ensure=False)
+        user = kit.settings.hub_user
+        await exchange.publish(aio_pika.Message(
+            bytes(dead.body), message_id=dead.message_id, user_id=user, headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key="edoc")  # fmt: skip
+    finally:
+        await connection.close()
