@@ -356,7 +356,11 @@ class Hub:
         await self.outbox.dead(message, origin, attempt, failure.code, error)
         stored = None
         if sub.user_id and sub.message_id:
-            stored = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
+            try:
+                stored = await self._in_io(self.store.find_submission, sub.user_id,
+                                           sub.message_id)  # fmt: skip
+            except Exception:  # the store is what failed: it cannot say; the refusal stands
+                log.warning("store unreadable while giving up on %s", sub.message_id)
         if stored is not None and stored.error_code not in RETRYABLE_CODES:
             # Decided and stored before what kept failing (publishing its copies): the stored
             # receipt is the outcome; a hub.unavailable receipt would contradict it. The
