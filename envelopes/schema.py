@@ -133,12 +133,15 @@ def explain(root: etree._Element) -> list[str]:
     return lines
 
 
-def element_path(element: etree._Element) -> str:
-    """``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To[2]/OrganId`` (local names)."""
+def element_path(
+    element: etree._Element, name_of: Callable[[etree._Element], str] | None = None
+) -> str:
+    """``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/To[2]/OrganId``: local names, or
+    what ``name_of`` calls each element."""
     steps: list[str] = []
     node: etree._Element | None = element
     while node is not None:
-        name = etree.QName(node).localname
+        name = name_of(node) if name_of else etree.QName(node).localname
         parent = node.getparent()
         if parent is not None:
             same = [c for c in parent if c.tag == node.tag]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from envelopes.schema import element_path
 from signing.errors import (
     AlgorithmRefused,
     InvalidKeyMaterial,
@@ -340,17 +341,10 @@ def _name_of(tag: str) -> str:
 def _path(element: etree._Element) -> str:
     """``/edXML/edXMLEnvelope/edXMLHeader/ds:Signature/ds:Object[2]``: local names outside
     the signature, :func:`_name_of` names from it down."""
-    steps: list[str] = []
-    node: etree._Element | None = element
-    inside = True
-    while node is not None:
-        name = _name(node) if inside else etree.QName(node).localname
-        inside = inside and node.tag != _SIGNATURE
-        parent = node.getparent()
-        if parent is not None:
-            same = [sibling for sibling in parent if sibling.tag == node.tag]
-            if len(same) > 1:
-                name = f"{name}[{same.index(node) + 1}]"
-        steps.append(name)
-        node = parent
-    return "/" + "/".join(reversed(steps))
+    return element_path(element, _signature_names)
+
+
+def _signature_names(node: etree._Element) -> str:
+    in_signature = node.tag == _SIGNATURE or any(
+        ancestor.tag == _SIGNATURE for ancestor in node.iterancestors())  # fmt: skip
+    return _name(node) if in_signature else etree.QName(node).localname
