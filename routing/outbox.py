@@ -38,31 +38,34 @@ class Outbox:
 
     async def deliveries(self, verdict: Accepted) -> None:
         """One copy per recipient system, each confirmed."""
-        status = verdict.status_code.value if verdict.status_code else None
-        for delivery in verdict.deliveries:
-            msg = delivery_message(
-                body=verdict.submission.body,
-                kind=verdict.kind,
-                sender_system=verdict.sender_system,
-                sender_organ=verdict.sender_organ,
-                recipient_organs=delivery.organs,
-                document_id=verdict.document_id,
-                consignment=verdict.submission.message_id or "",
-                status_code=status,
-            )
-            await self.to_inbox(msg, delivery.system_id)
+        await self._copies(
+            [(d.system_id, d.organs) for d in verdict.deliveries], body=verdict.submission.body,
+            kind=verdict.kind, sender_system=verdict.sender_system,
+            sender_organ=verdict.sender_organ, document_id=verdict.document_id,
+            consignment=verdict.submission.message_id or "",
+            status_code=verdict.status_code.value if verdict.status_code else None)  # fmt: skip
 
     async def stored_deliveries(
         self, record: SubmissionRecord, deliveries: list[DeliveryRecord], status: str | None
     ) -> None:
         """The stored routing of ``record`` again (a redelivery after a crash)."""
-        for delivery in deliveries:
+        await self._copies(
+            [(d.system_id, d.organs) for d in deliveries], body=record.raw, kind=record.kind,
+            sender_system=record.user_id, sender_organ=record.sender_organ or "",
+            document_id=record.document_id or "", consignment=record.message_id,
+            status_code=status)  # fmt: skip
+
+    async def _copies(
+        self, routes: list[tuple[str, tuple[str, ...]]], *, body: bytes, kind: str,
+        sender_system: str, sender_organ: str, document_id: str, consignment: str,
+        status_code: str | None,
+    ) -> None:  # fmt: skip
+        for system_id, organs in routes:
             msg = delivery_message(
-                body=record.raw, kind=record.kind, sender_system=record.user_id,
-                sender_organ=record.sender_organ or "", recipient_organs=delivery.organs,
-                document_id=record.document_id or "", consignment=record.message_id,
-                status_code=status)  # fmt: skip
-            await self.to_inbox(msg, delivery.system_id)
+                body=body, kind=kind, sender_system=sender_system, sender_organ=sender_organ,
+                recipient_organs=organs, document_id=document_id, consignment=consignment,
+                status_code=status_code)  # fmt: skip
+            await self.to_inbox(msg, system_id)
 
     async def receipt(
         self,
