@@ -7,6 +7,7 @@ import typer
 from axis.commands import (
     audit,
     clerk,
+    conformance_cmd,
     dead,
     demo,
     envelope,
@@ -45,6 +46,8 @@ app.add_typer(receipt.app, name="receipt")
 app.add_typer(evidence_cmd.evidence_app, name="evidence")
 app.add_typer(evidence_cmd.log_app, name="log")
 app.add_typer(audit.app, name="audit")
+# Vendors
+app.add_typer(conformance_cmd.app, name="conformance")
 
 
 if __name__ == "__main__":

@@ -82,12 +82,7 @@ def resolve_profile_path(path: Path | None, env: Mapping[str, str] | None = None
 def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None) -> Profile:
     """Read and check a profile file."""
     path = resolve_profile_path(path, env)
-    if not path.is_file():
-        raise ProfileNotFound(f"profile {str(path)!r} does not exist", path=str(path))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidSettings(f"profile {str(path)!r} is not valid TOML: {exc}") from None
+    data = read_toml_file(path, "profile")
     missing = [key for key in REQUIRED if not isinstance(data.get(key), str) or not data[key]]
     if missing:
         raise InvalidSettings(f"profile {str(path)!r} lacks {', '.join(missing)}")
@@ -104,6 +99,17 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None)
         hub_cert=base / data["hub_cert"],
         ca=base / data["ca"],
     )
+
+
+def read_toml_file(path: Path, what: str) -> dict[str, Any]:
+    """The table of the TOML file ``path`` (``config.profile_not_found`` if there is none,
+    ``config.invalid`` if it is not TOML); ``what`` names the file in the messages."""
+    if not path.is_file():
+        raise ProfileNotFound(f"{what} {str(path)!r} does not exist", path=str(path))
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidSettings(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
 
 
 def profile_toml(values: Mapping[str, Any]) -> str:

@@ -10,19 +10,15 @@ Everything it created is removed at the end; nothing is left running.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from axis.commands.common import reporting
-from axis.errors import AgencyExists
 
 SENDER = ("000.00.00.G22", "Văn phòng Chính phủ")
 RECIPIENT = ("000.00.00.H41", "UBND tỉnh Nghệ An")
@@ -62,90 +58,32 @@ def demo(
 
 async def _demo(tmp: Path, amqp_url: str, management_url: str) -> None:
     from axis.client.agency import AgencyClient
-    from axis.evidence.service import EvidenceService
-    from axis.metrics import HubMetrics
-    from axis.pki_files import init_pki, issue_agency_files, load_credential
+    from axis.local_hub import local_hub, refuse_existing_users
+    from axis.pki_files import issue_agency_files
     from axis.provision import Management
-    from axis.receipts import HubReceiptSigner
-    from axis.registration import register_system
-    from axis.settings import load_settings, write_default_config
-    from axis.store import Store
-    from routing.hub import Hub
-    from routing.hub_config import HubConfig
 
-    vhost = f"axis-demo-{uuid.uuid4().hex[:8]}"
-    management = Management(management_url)
-    for organ_id, _ in (SENDER, RECIPIENT):
-        # Broker users span every vhost: never touch a real system's account.
-        if management.user_exists(organ_id):
-            raise AgencyExists(f"the broker already has a user {organ_id!r} (a real system?); "
-                               "the demo refuses to reset it — run it on a broker without one")
-    admin_user = urlsplit(amqp_url).username or "guest"
-    management.ensure_vhost(vhost)
-    management.set_permissions(vhost, admin_user, ".*", ".*", ".*")
-    try:
-        home = tmp / "hub"
-        home.mkdir()
-        config = write_default_config(home)
-        parts = urlsplit(amqp_url)
-        vhost_url = urlunsplit((parts.scheme, parts.netloc, "/" + vhost, "", ""))
-        config.write_text(
-            config.read_text().replace(
-                'amqp_url = "amqp://guest:guest@127.0.0.1:5672/"', f'amqp_url = "{vhost_url}"'
-            )
-        )
-        os.environ["AXIS_AMQP_URL"] = vhost_url
-        os.environ["AXIS_MANAGEMENT_URL"] = management_url
-        settings = load_settings(home)
-        now = datetime.now(UTC)
-        pki = init_pki(settings.pki_dir, now)
-        _step(f"hub home {home}: SQLite store, test CA and hub key (ECDSA P-256)")
-        store = Store(settings.db_url)
-        store.create_all()
-        hub_key = load_credential(settings.hub_key_path, settings.hub_cert_path)
-        hub = Hub(
-            HubConfig(amqp_url=settings.amqp_url, registry_refresh_seconds=1.0),
-            store,
-            HubReceiptSigner(hub_key),
-            HubMetrics(),
-            evidence=EvidenceService(store, hub_key),
-        )
-        await hub.start()
-        _step(f"hub running on RabbitMQ vhost {vhost!r} (quorum queues, publisher confirms)")
+    refuse_existing_users(Management(management_url), (SENDER[0], RECIPIENT[0]), "the demo")
+    async with local_hub(tmp / "hub", amqp_url, management_url, prefix="axis-demo") as local:
+        _step(f"hub home {tmp / 'hub'}: SQLite store, test CA and hub key (ECDSA P-256)")
+        _step(f"hub running on RabbitMQ vhost {local.settings.vhost!r} (quorum queues, "
+              "publisher confirms)")  # fmt: skip
         clients = {}
         for organ_id, name in (SENDER, RECIPIENT):
-            paths = issue_agency_files(settings.pki_dir, organ_id, name, now)
-            reg = register_system(settings, organ_id, name, paths.cert.read_bytes())
+            paths = issue_agency_files(local.settings.pki_dir, organ_id, name, datetime.now(UTC))
+            reg = local.register(organ_id, name, paths.cert.read_bytes())
             _step(f"registered {organ_id} {name}: account, inbox {reg['inbox']}, certificate")
-            from axis.client.profile import Profile
-
-            profile = Profile(
-                path=tmp / f"{organ_id}.toml",
-                system_id=organ_id,
-                organ_name=name,
-                amqp_url=vhost_url,
-                password=reg["amqp_password"],
-                key=paths.key,
-                cert=paths.cert,
-                hub_cert=pki.hub_cert,
-                ca=pki.ca_cert,
-            )
+            profile = local.profile(reg, paths.key, paths.cert, tmp / f"{organ_id}.toml")
             clients[organ_id] = AgencyClient(profile.client_config())
-        await hub.refresh_registry()
+        await local.hub.refresh_registry()
         try:
             await _exchange(
-                tmp, clients[SENDER[0]], clients[RECIPIENT[0]], store, pki.hub_cert, pki.ca_cert
-            )
+                tmp, clients[SENDER[0]], clients[RECIPIENT[0]], local.store,
+                local.pki.hub_cert, local.pki.ca_cert,
+            )  # fmt: skip
         finally:
             for client in clients.values():
                 await client.close()
-            await hub.stop()
-            store.dispose()
-        _step("hub stopped gracefully")
-    finally:
-        management.delete_user(SENDER[0])
-        management.delete_user(RECIPIENT[0])
-        management.delete_vhost(vhost)
+    _step("hub stopped gracefully")
 
 
 async def _exchange(
