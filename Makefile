@@ -1,5 +1,5 @@
 # The two commands of the README's quick start.
-.PHONY: demo test bootstrap lint bench
+.PHONY: demo test bootstrap lint bench faults
 
 demo:
 	@.ci/bootstrap
@@ -16,3 +16,9 @@ lint:
 bench:
 	@.ci/bootstrap
 	@.venv/bin/python -m bench
+
+# The fault-injection suite (docs/faults.md): private RabbitMQ and PostgreSQL nodes, six
+# scenarios, about ten minutes on 2 cores.
+faults:
+	@.ci/bootstrap --postgres
+	@.venv/bin/python -m bench faults

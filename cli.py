@@ -14,8 +14,10 @@ from axis.commands import (
     evidence_cmd,
     hub,
     hub_setup,
+    inbox_watch,
     pki,
     receipt,
+    status_show,
 )
 
 app = typer.Typer(
@@ -38,7 +40,8 @@ app.add_typer(hub_setup.app, name="hub")
 app.add_typer(clerk.profile_app, name="profile")
 app.command("send")(clerk.send)
 app.add_typer(clerk.inbox_app, name="inbox")
-app.command("status")(clerk.status)
+clerk.inbox_app.command("watch")(inbox_watch.inbox_watch)
+app.add_typer(status_show.status_app, name="status")
 app.command("trace")(clerk.trace)
 # Packages and auditors
 app.add_typer(envelope.app, name="envelope")

@@ -84,6 +84,12 @@ class DirectoryImportError(RegistryError):
     code = "registry.import_failed"
 
 
+class UnknownOrgan(RegistryError):
+    """No organ of the directory has this code (in any form)."""
+
+    code = "registry.unknown_organ"
+
+
 class OrganAlreadyServed(RegistryError):
     """The organ is already explicitly assigned to another system."""
 
@@ -94,6 +100,13 @@ class CertificateInUse(RegistryError):
     """The certificate is already registered to another system."""
 
     code = "registry.certificate_in_use"
+
+
+class StoreUnavailable(AxisError):
+    """The hub database cannot be reached: its server is down or unreachable, or refuses
+    the connection (credentials, ``pg_hba.conf``, no such database)."""
+
+    code = "store.unavailable"
 
 
 class ConfigError(AxisError):

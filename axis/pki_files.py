@@ -9,6 +9,7 @@ overwritten: an existing file is a :class:`PkiExists` error.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,8 +62,12 @@ def init_pki(directory: Path, now: datetime, *, ca_name: str = "Axis test CA") -
     return paths
 
 
-def issue_agency_files(directory: Path, organ_id: str, name: str, now: datetime) -> AgencyPaths:
-    """Issue an agency certificate with the CA in ``directory``; write ``<organ_id>.pem/.key``."""
+def issue_agency_files(
+    directory: Path, organ_id: str, name: str, now: datetime, *,
+    crl_urls: Sequence[str] = (), ocsp_url: str | None = None,
+) -> AgencyPaths:  # fmt: skip
+    """Issue an agency certificate with the CA in ``directory``; write ``<organ_id>.pem/.key``
+    (``crl_urls`` and ``ocsp_url``: where it says its revocation is published)."""
     validate_organ_id(organ_id)  # before it becomes a file name
     paths = AgencyPaths(cert=directory / f"{organ_id}.pem", key=directory / f"{organ_id}.key")
     _refuse_existing(paths.cert, paths.key)
@@ -70,7 +75,7 @@ def issue_agency_files(directory: Path, organ_id: str, name: str, now: datetime)
         key_pem=_read(directory / "ca.key", "CA private key"),
         cert_pem=_read(directory / "ca.pem", "CA certificate"),
     )
-    credential = issue_agency(ca, organ_id, name, now)
+    credential = issue_agency(ca, organ_id, name, now, crl_urls=crl_urls, ocsp_url=ocsp_url)
     write_credential(credential, cert_path=paths.cert, key_path=paths.key)
     return paths
 

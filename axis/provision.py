@@ -205,10 +205,17 @@ class Management:
 
     def names(self, kind: str, vhost: str) -> set[str]:
         """The names of the vhost's ``kind`` (``"queues"`` or ``"exchanges"``)."""
-        listed = self._call("GET", f"{kind}/{_q(vhost)}?columns=name")
+        return {str(item["name"]) for item in self.listing(kind, vhost, ("name",))
+                if "name" in item}  # fmt: skip
+
+    def listing(self, kind: str, vhost: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every one of the vhost's ``kind`` (``"queues"``, ``"exchanges"``) with only
+        ``columns`` of each, in one request; a vhost that does not exist is a 404
+        (``transport.management_api``)."""
+        listed = self._call("GET", f"{kind}/{_q(vhost)}?columns={','.join(columns)}")
         if not isinstance(listed, list):
-            return set()
-        return {str(item["name"]) for item in listed if isinstance(item, dict) and "name" in item}
+            return []
+        return [item for item in listed if isinstance(item, dict)]
 
     def queue_info(self, vhost: str, name: str) -> dict[str, Any] | None:
         """The API's description of a queue (type, arguments, messages…), None if missing."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -46,6 +47,8 @@ class Settings:
     db_url: str
     management_url: str
     vhost: str = ""
+    # More nodes of the broker's cluster ("host:port"), tried in turn when one is down.
+    amqp_failover: tuple[str, ...] = ()
     max_submission_bytes: int = DEFAULT_MAX_SUBMISSION_BYTES
     prefetch: int = 64
     metrics_port: int = 9464
@@ -57,10 +60,23 @@ class Settings:
     log_head_seconds: int = 10
     log_tsa_url: str = ""
     evidence_log: bool = True
+    # PostgreSQL connections each hub process keeps, and may open beyond them under load.
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+    # Revocation of agency certificates by their CA (docs/operator-guide.md, section 4).
+    revocation: str = "fail_closed"
+    revocation_grace_seconds: int = 3600
+    revocation_ca_files: tuple[str, ...] = ()
+    revocation_crl_files: tuple[str, ...] = ()
+    revocation_ocsp_cas: tuple[str, ...] = ()
+    revocation_refresh_seconds: int = 300
+    revocation_timeout_seconds: int = 10
+    revocation_max_bytes: int = 20 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _check_url("amqp_url", self.amqp_url, {"amqp", "amqps"})
         _check_url("management_url", self.management_url, {"http", "https"})
+        object.__setattr__(self, "amqp_failover", check_addresses(self.amqp_failover))
         _check_db_url(self.db_url)
         derived = vhost_from_url(self.amqp_url)
         if not self.vhost:
@@ -82,12 +98,15 @@ class Settings:
         _check_int("log_head_seconds", self.log_head_seconds, 1, 86_400)
         if self.log_tsa_url:
             _check_url("log_tsa_url", self.log_tsa_url, {"http", "https"})
+        _check_int("db_pool_size", self.db_pool_size, 1, 1000)
+        _check_int("db_max_overflow", self.db_max_overflow, 0, 1000)
         if not isinstance(self.evidence_log, bool):
             raise InvalidSettings(f"evidence_log must be true or false, not {self.evidence_log!r}")
         if self.queue_type not in QUEUE_TYPES:
             raise InvalidSettings(
                 f"queue_type must be one of {sorted(QUEUE_TYPES)}, not {self.queue_type!r}"
             )
+        _check_revocation(self)
 
     @property
     def pki_dir(self) -> Path:
@@ -109,6 +128,21 @@ class Settings:
     @property
     def config_path(self) -> Path:
         return self.home / CONFIG_NAME
+
+
+def check_addresses(value: object, name: str = "amqp_failover") -> tuple[str, ...]:
+    """A list of broker addresses, each ``host:port`` (IPv6 hosts in brackets)."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidSettings(f'{name} must be a list of "host:port" strings, not {value!r}')
+    for address in value:
+        try:
+            parts = urlsplit(f"amqp://{address}/")
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None or parts.username or parts.path != "/":
+            raise InvalidSettings(f'{name}: {address!r} is not "host:port"')
+    return tuple(value)
 
 
 def vhost_from_url(amqp_url: str) -> str:
@@ -186,6 +220,8 @@ DEFAULT_CONFIG_TEMPLATE = """\
 
 # The hub's AMQP connection; its path is the virtual host ("/" when empty).
 amqp_url = {amqp_url}
+# Other nodes of the same RabbitMQ cluster, "host:port", tried in turn while one is down.
+# amqp_failover = ["127.0.0.1:5673", "127.0.0.1:5674"]
 # SQLAlchemy URL: sqlite:///<absolute path> or postgresql://user@host/db.
 db_url = {db_url}
 # RabbitMQ management API, used to provision system accounts and inboxes.
@@ -214,6 +250,29 @@ rate_burst = 200
 # axis_log_heads_unstamped_total).
 log_head_seconds = 10
 log_tsa_url = ""
+# PostgreSQL only: connections each hub process keeps open, and how many more it may
+# open under load (workers x (both) must stay below the server's max_connections).
+# db_pool_size = 5
+# db_max_overflow = 5
+# Revocation of agency certificates by their CA (CRL, OCSP): "fail_closed" refuses a
+# signer whose CA's material is stale or missing, "warn" accepts it and counts it in
+# axis_revocation_warnings_total, "off" checks nothing. A certificate that names no CRL
+# distribution point, of a CA with no CRL file and no OCSP here, has nothing to check.
+# Uncomment and edit to change a default.
+# revocation = "fail_closed"
+# How long past its nextUpdate a CRL or OCSP response is still relied on.
+# revocation_grace_seconds = 3600
+# CA certificates (PEM) besides pki/ca.pem whose agency certificates are checked, CRL
+# files (DER or PEM) the operator keeps current, and the CAs (SHA-256 fingerprints, or
+# "*") whose certificates are checked by OCSP at the responder they name.
+# revocation_ca_files = []
+# revocation_crl_files = []
+# revocation_ocsp_cas = []
+# How often due CRLs and OCSP responses are fetched again, the timeout of one fetch, and
+# the largest CRL or response accepted.
+# revocation_refresh_seconds = 300
+# revocation_timeout_seconds = 10
+# revocation_max_bytes = 20971520
 """
 
 
@@ -275,6 +334,31 @@ def _check_db_url(url: str) -> None:
     scheme = url.split(":", 1)[0]
     if scheme.split("+", 1)[0] not in {"sqlite", "postgresql", "postgres"} or "://" not in url:
         raise InvalidSettings("db_url must be a sqlite:/// or postgresql:// URL")
+
+
+REVOCATION_MODES = frozenset({"off", "fail_closed", "warn"})
+_CA_FINGERPRINT = re.compile(r"[0-9a-f]{64}|\*")
+
+
+def _check_revocation(settings: Settings) -> None:
+    if settings.revocation not in REVOCATION_MODES:
+        raise InvalidSettings(f"revocation must be one of {sorted(REVOCATION_MODES)}, "
+                              f"not {settings.revocation!r}")  # fmt: skip
+    _check_int("revocation_grace_seconds", settings.revocation_grace_seconds, 0, 30 * 86_400)
+    _check_int("revocation_refresh_seconds", settings.revocation_refresh_seconds, 1, 86_400)
+    _check_int("revocation_timeout_seconds", settings.revocation_timeout_seconds, 1, 300)
+    _check_int("revocation_max_bytes", settings.revocation_max_bytes, 1024, 2**31)
+    for name in ("revocation_ca_files", "revocation_crl_files", "revocation_ocsp_cas"):
+        value = getattr(settings, name)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v
+                                                           for v in value):  # fmt: skip
+            raise InvalidSettings(f"{name} must be a list of non-empty strings, not {value!r}")
+        object.__setattr__(settings, name, tuple(value))
+    cas = tuple(v.replace(":", "").lower() for v in settings.revocation_ocsp_cas)
+    if bad := [v for v in cas if not _CA_FINGERPRINT.fullmatch(v)]:
+        raise InvalidSettings(f"revocation_ocsp_cas holds {bad[0]!r}: give CA certificates' "
+                              "SHA-256 fingerprints (64 hex digits), or \"*\" for every CA")
+    object.__setattr__(settings, "revocation_ocsp_cas", cas)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

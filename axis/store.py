@@ -16,14 +16,16 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
+from axis.errors import StoreUnavailable
 from axis.evidence import log as evidence_log
 from axis.evidence.log import LogStore, NewEntry
 from axis.store_model import DELIVS, DOCS, EVENTS, LOG_STATE, REFUSALS, SUBS, TABLES
 from axis.store_registry import RegistryStore
+from axis.store_revocation import keep_revocation
 from axis.store_rows import (
     delivery_record,
     delivery_values,
@@ -45,6 +47,11 @@ from routing.values import (
     TraceEvent,
 )
 
+# PostgreSQL connections per process: a hub worker uses at most 4 at once (its database
+# threads); the overflow covers CLI commands and bursts.
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 5
+
 
 class Store(RegistryStore, LogStore):
     """The hub database behind a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``).
@@ -52,11 +59,19 @@ class Store(RegistryStore, LogStore):
     Every receipt it stores and every registry change it makes is appended to the
     evidence log (:mod:`axis.evidence.log`) in the same transaction; ``evidence_log=False``
     turns that off (for measuring what the log costs, never in service).
+
+    On PostgreSQL each process keeps up to ``pool_size`` connections open and opens up to
+    ``max_overflow`` more under load (settings ``db_pool_size``, ``db_max_overflow``); a
+    pooled connection is checked before use, so one the server dropped is replaced. A
+    server that cannot be connected to raises :class:`~axis.errors.StoreUnavailable`.
     """
 
-    def __init__(self, url: str, *, evidence_log: bool = True) -> None:
+    def __init__(
+        self, url: str, *, evidence_log: bool = True, pool_size: int = DEFAULT_POOL_SIZE,
+        max_overflow: int = DEFAULT_MAX_OVERFLOW,
+    ) -> None:  # fmt: skip
         self.url = url
-        self.engine: Engine = _make_engine(url)
+        self.engine: Engine = _make_engine(url, pool_size, max_overflow)
         self.evidence_log = evidence_log
         self._subtrees = {}
 
@@ -346,15 +361,34 @@ class Store(RegistryStore, LogStore):
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, pool_size: int, max_overflow: int) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size,
+                                  max_overflow=max_overflow)  # fmt: skip
+        sa.event.listen(engine, "handle_error", _unreachable)
+        return engine
     # The pool hands a connection to one thread at a time; the hub uses worker threads.
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _unreachable(context: ExceptionContext) -> StoreUnavailable | None:
+    """A failure to connect, as a coded error that names the server, never the password.
+
+    A failed pre-ping is left alone: the pool answers it by connecting again."""
+    failed = context.sqlalchemy_exception
+    if (context.connection is not None or context.is_pre_ping or context.engine is None
+            or not isinstance(failed, sa.exc.OperationalError)):  # fmt: skip
+        return None
+    url = context.engine.url
+    why = (str(failed.orig).strip() or type(failed.orig).__name__).splitlines()[0]
+    return StoreUnavailable(
+        f"cannot connect to the database at {url.host or 'localhost'}:{url.port or 5432}/"
+        f"{url.database or ''} as {url.username or '(no user)'}: {why}",
+        host=url.host, port=url.port, database=url.database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -397,6 +431,8 @@ def _insert_submission(
     new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     if record.kind == "edoc" and record.outcome == "accepted" and record.document_organ:
         _claim_document(conn, record, new_id)
+    if record.revocation is not None:
+        keep_revocation(conn, new_id, record.revocation)
     if deliveries:
         conn.execute(sa.insert(DELIVS), [delivery_values(d, new_id) for d in deliveries])
     if events:

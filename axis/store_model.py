@@ -41,6 +41,16 @@ class OrganTable(SQLModel, table=True):
     )
 
 
+class OrganAliasTable(SQLModel, table=True):
+    """Another code of an organ: its QCVN 102 or QĐ 20/2020 form, or an old code it replaced.
+    A code names one organ: it is an ``organs.organ_id`` or an alias here, never both."""
+
+    __tablename__ = "organ_aliases"
+    alias: str = Field(primary_key=True, max_length=_ID)
+    organ_id: str = Field(max_length=_ID, index=True)
+    form: str = Field(max_length=8)  # axis.registry.QCVN_FORM, D20_FORM or OLD_FORM
+
+
 class CertificateTable(SQLModel, table=True):
     __tablename__ = "certificates"
     fingerprint: str = Field(primary_key=True, max_length=64)
@@ -190,6 +200,30 @@ class TreeHeadTable(SQLModel, table=True):
     at: datetime = _when()
 
 
+class RevocationMaterialTable(SQLModel, table=True):
+    """A CRL or OCSP response the hub relied on for a signer, stored once (by its SHA-256)."""
+
+    __tablename__ = "revocation_material"
+    sha256: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=8)  # "crl" or "ocsp"
+    issuer: str = _text()
+    crl_number: str | None = Field(default=None, max_length=64)  # up to 20 octets: as text
+    this_update: datetime = _when()
+    next_update: datetime | None = _when(nullable=True)
+    produced_at: datetime | None = _when(nullable=True)
+    source: str = _text()
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SubmissionRevocationTable(SQLModel, table=True):
+    """Which material an accepted submission's signer was checked against."""
+
+    __tablename__ = "submission_revocation"
+    submission_id: int = Field(foreign_key="submissions.id", primary_key=True)
+    material_sha256: str = Field(foreign_key="revocation_material.sha256", max_length=64,
+                                 index=True)  # fmt: skip
+
+
 def _table(model: type[SQLModel]) -> sa.Table:
     table: sa.Table = model.__table__  # type: ignore[attr-defined]
     return table
@@ -200,5 +234,7 @@ SUBS, DELIVS, EVENTS = _table(SubmissionTable), _table(DeliveryTable), _table(Tr
 CHANGES, DOCS, REFUSALS = (_table(RegistryChangeTable), _table(DocumentTable),
                            _table(RefusalTable))  # fmt: skip
 LOG, LOG_STATE, HEADS = _table(LogEntryTable), _table(LogStateTable), _table(TreeHeadTable)
-TABLES = (SYSTEMS, ORGANS, CERTS, CHANGES, SUBS, DOCS, REFUSALS, DELIVS, EVENTS, LOG, LOG_STATE,
-          HEADS)
+ALIASES = _table(OrganAliasTable)
+MATERIAL, SUB_MATERIAL = _table(RevocationMaterialTable), _table(SubmissionRevocationTable)
+TABLES = (SYSTEMS, ORGANS, ALIASES, CERTS, CHANGES, SUBS, DOCS, REFUSALS, DELIVS, EVENTS, LOG,
+          LOG_STATE, HEADS, MATERIAL, SUB_MATERIAL)

@@ -7,14 +7,13 @@ Every registry write also appends a row to ``registry_changes``, whose count
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +26,14 @@ from axis.registry import (
     SystemInfo,
     build_snapshot,
     normalize_fingerprint,
+)
+from axis.store_directory import (
+    ImportCounts,
+    OrganEntry,
+    alias_map,
+    canonical_code,
+    import_rows,
+    organ_chain,
 )
 from axis.store_model import CERTS, CHANGES, ORGANS, SYSTEMS
 from axis.store_rows import certificate_info, certificate_record, utc
@@ -54,19 +61,20 @@ class RegistryStore:
     def add_system(self, system_id: str, name: str, serves: Sequence[str] = ()) -> None:
         """Register a system operated by organ ``system_id`` and explicitly serving ``serves``.
 
-        Organs missing from the directory are created (named after the system for its
-        own organ); a later directory import fills in their names and parents.
+        Organs may be named by any of their codes (the primary id is assigned). Organs
+        missing from the directory are created (named after the system for its own
+        organ); a later directory import fills in their names and parents.
         """
         wanted = [validate_organ_id(system_id), *map(validate_organ_id, serves)]
-        organs = list(dict.fromkeys(wanted))
         try:
             with self.engine.begin() as conn:
                 if conn.execute(_system_query(system_id)).first() is not None:
                     raise AgencyExists(f"system {system_id} is already registered")
                 conn.execute(sa.insert(SYSTEMS).values(
                     system_id=system_id, name=name, active=True, created_at=_now()))
+                organs = list(dict.fromkeys(canonical_code(conn, code) for code in wanted))
                 for organ in organs:
-                    _assign(conn, organ, system_id, name if organ == system_id else organ)
+                    _assign(conn, organ, system_id, name if organ == organs[0] else organ)
                 now = _now()
                 self._changed(conn, now, registry_entry("system_registered", now, system_id,
                                                         name=name),
@@ -99,17 +107,27 @@ class RegistryStore:
         """Upsert directory rows by ``organ_id`` in one transaction; return rows read.
 
         Names and parents are replaced (a repeated id: the last row wins); explicit
-        system assignments are kept.
+        system assignments are kept. See :meth:`import_directory`.
         """
-        counter = [0]
+        return self.import_directory(rows, batch_size).rows
+
+    def import_directory(self, rows: Iterable[OrganRow], batch_size: int = 5000) -> ImportCounts:
+        """Upsert directory rows with their other codes, in one transaction
+        (:mod:`axis.store_directory` says how codes and merges work); what it did."""
         with self.engine.begin() as conn:
-            statement = _organ_upsert(conn)
-            for batch in _batches(rows, batch_size, counter):
-                conn.execute(statement, batch)
+            counts = import_rows(conn, rows, batch_size)
             now = _now()
-            self._changed(conn, now, registry_entry("directory_imported", now, None,
-                                                    rows=counter[0]))  # fmt: skip
-        return counter[0]
+            moved = [{"organ": old, "into": organ, "system_id": system}
+                     for old, organ, system in counts.moved]  # fmt: skip
+            self._changed(conn, now, registry_entry(
+                "directory_imported", now, None, rows=counts.rows, aliases=counts.aliases,
+                merged=len(counts.merged), assignments_moved=moved))  # fmt: skip
+        return counts
+
+    def organ_chain(self, code: str) -> list[OrganEntry]:
+        """The organ ``code`` names (any of its codes), then its ancestors to the root."""
+        with self.engine.connect() as conn:
+            return organ_chain(conn, code)
 
     def registry_version(self) -> int:
         """A number that moves whenever systems, organs or certificates change.
@@ -132,9 +150,10 @@ class RegistryStore:
             ]
             columns = (ORGANS.c.organ_id, ORGANS.c.name, ORGANS.c.parent_id, ORGANS.c.system_id)
             organs = conn.execute(sa.select(*columns)).all()
+            aliases = alias_map(conn)
         assigned = {organ: system for organ, _, _, system in organs if system is not None}
         rows = (OrganRow(organ, name, parent) for organ, name, parent, _ in organs)
-        return build_snapshot(systems, rows, assigned)
+        return build_snapshot(systems, rows, assigned, aliases)
 
     # certificates
 
@@ -215,34 +234,6 @@ def _assign(conn: Connection, organ: str, system_id: str, default_name: str) -> 
     else:
         query = sa.update(ORGANS).where(ORGANS.c.organ_id == organ)
         conn.execute(query.values(system_id=system_id))
-
-
-def _organ_upsert(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(ORGANS)
-    return statement.on_conflict_do_update(
-        index_elements=[ORGANS.c.organ_id],
-        set_={"name": statement.excluded.name, "parent_id": statement.excluded.parent_id},
-    )
-
-
-def _batches(
-    rows: Iterable[OrganRow], size: int, counter: list[int]
-) -> Iterator[list[dict[str, Any]]]:
-    # Deduplicated per batch: one statement must not upsert the same key twice.
-    batch: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        counter[0] += 1
-        validate_organ_id(row.organ_id)
-        if row.parent_id is not None:
-            validate_organ_id(row.parent_id)
-        batch[row.organ_id] = {"organ_id": row.organ_id, "name": row.name,
-                               "parent_id": row.parent_id}  # fmt: skip
-        if len(batch) >= size:
-            yield list(batch.values())
-            batch = {}
-    if batch:
-        yield list(batch.values())
 
 
 def _system_record(conn: Connection, row: Row[Any]) -> SystemRecord:

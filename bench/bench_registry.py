@@ -1,4 +1,6 @@
-"""Bulk import of 111,339 synthetic organs into SQLite and PostgreSQL, snapshot load, lookups."""
+"""Bulk import of 111,339 synthetic organs into SQLite and PostgreSQL, snapshot load, lookups,
+and what the hub's registry-change poll costs beside a reload (``python -m bench directory``
+measures the directory itself: both code forms, file formats, memory)."""
 
 from __future__ import annotations
 
@@ -12,38 +14,23 @@ import psycopg
 
 from axis.registry import OrganRow
 from axis.store import Store
-
-N = 111_339
+from bench.bench_directory import N, national_directory, roots
 
 
 def synthetic() -> tuple[list[OrganRow], list[str]]:
-    # 63 provinces, ~40 departments each, the rest offices/units below them.
-    rows: list[OrganRow] = []
-    provinces = [f"000.00.00.P{p:02d}" for p in range(63)]
-    rows += [OrganRow(p, f"Province {p}") for p in provinces]
-    depts = []
-    for p_i, p in enumerate(provinces):
-        for d in range(40):
-            oid = f"D{p_i:02d}.{d:02d}"
-            depts.append(oid)
-            rows.append(OrganRow(oid, f"Dept {oid}", p))
-    i = 0
-    while len(rows) < N:
-        parent = depts[i % len(depts)] if i % 3 else rows[-1].organ_id
-        oid = f"U{i:06d}"
-        rows.append(OrganRow(oid, f"Unit {i}", parent))
-        i += 1
-    return rows, provinces
+    """The national directory of :mod:`bench.bench_directory` (both code forms) and the
+    ids of its roots (provinces and ministries)."""
+    return list(national_directory(N)), [qcvn for qcvn, _, _ in roots()]
 
 
 def run(url: str, label: str) -> None:
     rows, provinces = synthetic()
     store = Store(url)
     store.create_all()
-    for p in provinces:  # one system per province; 200 sub-unit systems of their own
+    for p in provinces:  # one system per root; 200 departments with systems of their own
         store.add_system(p, f"system {p}")
     for k in range(200):
-        store.add_system(rows[63 + k * 11].organ_id, f"dept system {k}")
+        store.add_system(rows[len(provinces) + k * 11].organ_id, f"dept system {k}")
     t = time.perf_counter()
     count = store.import_organs(rows)
     t_import = time.perf_counter() - t

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
 import aio_pika
 import aiormq
 import aiormq.abc
 import pamqp.decode
-from aio_pika.abc import AbstractExchange
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from yarl import URL
 
 from routing.contract import WireMessage
 from routing.errors import AccessRefused, PublishNotConfirmed, SubmissionTooLarge
@@ -84,3 +90,57 @@ def tolerate_invalid_short_strings() -> None:
     short_str._axis_tolerant = True  # type: ignore[attr-defined]
     pamqp.decode.short_str = short_str
     pamqp.decode.METHODS["shortstr"] = short_str
+
+
+def broker_urls(amqp_url: str, failover: Sequence[str]) -> list[str]:
+    """``amqp_url`` then the same URL (credentials, vhost, query) on each ``host:port`` of
+    ``failover``: the addresses of one RabbitMQ cluster, in the order to try them."""
+    parts = urlsplit(amqp_url)
+    credentials = parts.netloc.rpartition("@")[0]
+    urls = [amqp_url]
+    for address in failover:
+        netloc = f"{credentials}@{address}" if credentials else address
+        urls.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")))
+    return urls
+
+
+async def connect_robust_any(
+    urls: Sequence[str], *, reconnect_interval: float = 5.0, **kwargs: Any
+) -> AbstractRobustConnection:
+    """aio-pika's robust connection over the addresses of one cluster.
+
+    Connects to the first address that answers; once connected, while the connection is
+    down (its node died), each of aio-pika's reconnection attempts goes to the next
+    address, so channels, consumers and declarations are restored on a surviving node.
+    Raises the last address's error when none answers at first.
+    """
+    failure: BaseException | None = None
+    for index, url in enumerate(urls):
+        try:
+            connection: AbstractRobustConnection = await aio_pika.connect_robust(
+                url, reconnect_interval=reconnect_interval, **kwargs
+            )
+        except (OSError, aiormq.exceptions.AMQPConnectionError) as exc:
+            failure = exc
+            continue
+        if len(urls) > 1:
+            rotation = asyncio.create_task(_rotate_while_down(
+                connection, list(urls), index, reconnect_interval))  # fmt: skip
+            _ROTATIONS.add(rotation)
+            rotation.add_done_callback(_ROTATIONS.discard)
+        return connection
+    assert failure is not None, "no broker address given"
+    raise failure
+
+
+_ROTATIONS: set[asyncio.Task[None]] = set()  # keeps the running rotations referenced
+
+
+async def _rotate_while_down(
+    connection: AbstractRobustConnection, urls: list[str], index: int, interval: float
+) -> None:
+    while not connection.is_closed:
+        await asyncio.sleep(interval)
+        if not connection.is_closed and not connection.connected.is_set():
+            index = (index + 1) % len(urls)
+            connection.url = URL(urls[index])  # type: ignore[attr-defined]  # read per attempt

@@ -32,8 +32,11 @@ class StatusAnswers:
     """Signs, logs and sends the receipts a routed status earns the document's sender."""
 
     def __init__(self, store: HubStore, signer: ReceiptSigner, cpu: Executor, io: Executor,
-                 clock: Callable[[], datetime]) -> None:  # fmt: skip
+                 clock: Callable[[], datetime],
+                 on_logged: Callable[[int], None] = lambda _: None) -> None:  # fmt: skip
+        """``on_logged`` is told of each receipt appended to the evidence log."""
         self.store, self.signer, self._cpu, self._io, self._clock = store, signer, cpu, io, clock
+        self._on_logged = on_logged
 
     async def after_status(self, verdict: Accepted, outbox: Outbox) -> None:
         """The receipt ``verdict`` (an accepted status) earns, if any."""
@@ -57,6 +60,7 @@ class StatusAnswers:
                                   receipt_xml)  # fmt: skip
         if not changed:  # confirmed before: one "delivered" receipt per recipient system
             return
+        self._on_logged(1)
         await self._run(self._io, self.store.add_events, [event])
         await outbox.to_inbox(
             receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
@@ -75,6 +79,8 @@ class StatusAnswers:
             receipt_xml, document_organ=parties.sender_organ, document_id=verdict.document_id,
             submitter=parties.sender_system, message_id=receipt.message_id,
             system_id=parties.sender_system, at=now))  # fmt: skip
+        if index is not None:
+            self._on_logged(1)
         await outbox.to_inbox(
             receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
                             consignment=receipt.message_id, event="status",

@@ -208,17 +208,28 @@ OP_RECEIPT = "receipt"
 OP_LOG_HEAD = "log_head"  # public: the newest signed tree head
 OP_LOG_CONSISTENCY = "log_consistency"  # public: a consistency proof between two sizes
 OP_EVIDENCE = "evidence"  # scoped to parties: the material of an evidence bundle
-QUERY_OPS = (OP_TRACE, OP_RECEIPT, OP_LOG_HEAD, OP_LOG_CONSISTENCY, OP_EVIDENCE)
+OP_RECIPIENTS = "recipients"  # scoped to parties: where a document stands at each recipient
+QUERY_OPS = (OP_TRACE, OP_RECEIPT, OP_LOG_HEAD, OP_LOG_CONSISTENCY, OP_EVIDENCE, OP_RECIPIENTS)
 
 
-def trace_request(ident: str, organ: str | None = None) -> dict[str, Any]:
-    """Ask for the timeline of a document (by consignment id, or by document id and,
-    when the asker is a party to documents of several organs with that id, the
-    sender organ)."""
-    request: dict[str, Any] = {"op": OP_TRACE, "id": ident}
+def document_request(op: str, ident: str, organ: str | None = None) -> dict[str, Any]:
+    """A query ``op`` about a document (by consignment id, or by document id and, when
+    the asker is a party to documents of several organs with that id, the sender organ)."""
+    request: dict[str, Any] = {"op": op, "id": ident}
     if organ:
         request["organ"] = organ
     return request
+
+
+def trace_request(ident: str, organ: str | None = None) -> dict[str, Any]:
+    """Ask for the timeline of a document (see :func:`document_request`)."""
+    return document_request(OP_TRACE, ident, organ)
+
+
+def recipients_request(ident: str, organ: str | None = None) -> dict[str, Any]:
+    """Ask where a document stands at each of its recipient organs: delivered, and the
+    latest status each sent (see :func:`document_request`)."""
+    return document_request(OP_RECIPIENTS, ident, organ)
 
 
 def is_direct_reply_to(reply_to: str | None) -> bool:
@@ -332,12 +343,17 @@ def _event_json(e: EventLike) -> dict[str, Any]:
     }
     if e.status_code:
         item["status_code"] = e.status_code
-        try:
-            code = StatusCode(e.status_code)
-            item["status_vi"], item["status_en"] = code.vi, code.en
-        except ValueError:
-            pass
+        item.update(status_names(e.status_code))
     if e.error_code:
         item["error_code"] = e.error_code
         item["reason"] = e.detail
     return item
+
+
+def status_names(code: str) -> dict[str, str]:
+    """``{"status_vi", "status_en"}``: the names of status ``code`` (empty for an unknown one)."""
+    try:
+        status = StatusCode(code)
+    except ValueError:
+        return {}
+    return {"status_vi": status.vi, "status_en": status.en}

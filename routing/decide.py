@@ -1,9 +1,9 @@
 """The hub's decision step: pure functions from a submission to a verdict.
 
 No I/O, no clock, no environment: the edge hands in the bytes, the AMQP
-properties, the registry snapshot and the time, and gets back :class:`Accepted`
-or :class:`Rejected`. :func:`decide` never raises; every fault becomes a
-``Rejected`` carrying a stable error code.
+properties, the registry snapshot, the CAs' revocation answers (from memory) and
+the time, and gets back :class:`Accepted` or :class:`Rejected`. :func:`decide`
+never raises; every fault becomes a ``Rejected`` carrying a stable error code.
 
 A status package also needs the parties of the document it refers to, which
 only the store knows: :func:`decide` returns :class:`NeedsParties` for it, the
@@ -43,10 +43,11 @@ from routing.errors import (
     UnknownRoutingKey,
     UnknownSystem,
 )
-from routing.ports import RegistryView
+from routing.ports import RegistryView, RevocationView
 from routing.values import DocumentParties, sha256_hex
 from signing.errors import CertificateMismatch
 from signing.keys import fingerprint
+from signing.revocation import RevocationState, RevocationStatus, refusal
 from signing.verify import VerifyPolicy, verify
 
 _MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -92,6 +93,7 @@ class HubContext:
     trust: TrustIndex
     max_bytes: int = 16 * 1024 * 1024
     max_depth: int = 64
+    revocation: RevocationView | None = None  # the CAs' CRL/OCSP answers; None: not checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class Accepted:
     status_code: StatusCode | None = None
     parties: DocumentParties | None = None  # for a status: the document it is about
     signer_fingerprint: str = ""  # SHA-256 of the certificate that signed the package
+    revocation: RevocationStatus | None = None  # the CA's word on the signer, if checked
 
     @property
     def recipient_organs(self) -> tuple[str, ...]:
@@ -163,6 +166,7 @@ class NeedsParties:
     package: StatusPackage
     sender_system: str
     signer_fingerprint: str = ""
+    revocation: RevocationStatus | None = None
 
 
 Verdict = Accepted | Rejected
@@ -209,12 +213,12 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         raise OrganNotServed(
             f"system {system_id} does not serve organ {claimed_from!r}", organ_id=claimed_from
         )
-    verified_root, signer = _verified_root(root, system_id, ctx)
+    verified_root, signer, revocation = _verified_root(root, system_id, ctx)
     package = read_package(verified_root)
     if package.sender.organ_id != claimed_from:  # cannot differ for URI="", checked all the same
         raise OrganNotServed("the verified sender differs from the one read before verification")
     if isinstance(package, StatusPackage):
-        return NeedsParties(sub, digest, package, system_id, signer)
+        return NeedsParties(sub, digest, package, system_id, signer, revocation)
     return Accepted(
         sub,
         digest,
@@ -225,6 +229,7 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         package.document_id,
         _route_document(package, ctx.registry),
         signer_fingerprint=signer,
+        revocation=revocation,
     )
 
 
@@ -255,8 +260,9 @@ def _claimed_sender_organ(root: etree._Element) -> str:
 
 def _verified_root(
     root: etree._Element, system_id: str, ctx: HubContext
-) -> tuple[etree._Element, str]:
-    """The verified tree and the SHA-256 fingerprint of the certificate that signed it."""
+) -> tuple[etree._Element, str, RevocationStatus | None]:
+    """The verified tree, the SHA-256 fingerprint of the certificate that signed it, and
+    what its CA says of it (None: not checked)."""
     registered = ctx.trust.by_system.get(system_id, ())
     if not registered:
         raise CertificateNotRegistered(f"system {system_id} has no registered certificate")
@@ -270,7 +276,27 @@ def _verified_root(
     cert = ctx.registry.certificate(system_id, signer)
     if cert is None or cert.revoked:
         raise RevokedCertificate(f"the signing certificate of system {system_id} is revoked")
-    return verified.root, signer
+    return verified.root, signer, _ca_revocation(verified.signer, system_id, ctx)
+
+
+def _ca_revocation(
+    cert: x509.Certificate, system_id: str, ctx: HubContext
+) -> RevocationStatus | None:
+    """The issuing CA's word on the signer: a revocation refuses it; material that is
+    stale, invalid or missing refuses it under a fail-closed policy (under "warn" the
+    status goes with the verdict, for the edge to report)."""
+    status = None if ctx.revocation is None else ctx.revocation.status(cert, ctx.now)
+    if status is None or status.good:
+        return status
+    if status.state is RevocationState.REVOKED:
+        raise RevokedCertificate(
+            f"the signing certificate of system {system_id} is revoked by its CA: "
+            f"{status.detail}", ca=status.ca, source=status.source, reason_code=status.reason,
+            revoked_at=status.revoked_at.isoformat() if status.revoked_at else None)  # fmt: skip
+    error = refusal(status)
+    if error is not None and ctx.revocation is not None and ctx.revocation.fail_closed:
+        raise error
+    return status
 
 
 def _route_document(package: DocumentPackage, registry: RegistryView) -> tuple[Delivery, ...]:
@@ -361,4 +387,5 @@ def _route_status(pending: NeedsParties, parties: DocumentParties) -> Accepted:
         status_code=code,
         parties=parties,
         signer_fingerprint=pending.signer_fingerprint,
+        revocation=pending.revocation,
     )

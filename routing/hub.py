@@ -32,7 +32,7 @@ from envelopes.errors import AxisError
 from envelopes.model import StatusPackage
 from envelopes.parser import parse_package
 from routing.admission import RateLimiter
-from routing.amqp import tolerate_invalid_short_strings
+from routing.amqp import broker_urls, connect_robust_any, tolerate_invalid_short_strings
 from routing.answers import StatusAnswers, make_heads_forever
 from routing.batching import Batcher
 from routing.contract import receipt_message
@@ -47,11 +47,19 @@ from routing.decide import (
 from routing.errors import DocumentIdReused, DuplicateConflict, HubUnavailable, RateLimited
 from routing.hub_config import HubConfig
 from routing.outbox import Outbox
-from routing.ports import EvidenceKeeper, HubMonitor, HubStore, NoMonitor, ReceiptSigner
+from routing.ports import (
+    EvidenceKeeper,
+    HubMonitor,
+    HubStore,
+    NoMonitor,
+    ReceiptSigner,
+    RevocationKeeper,
+)
 from routing.queries import QueryHandler
 from routing.records import Records, conflict_receipt, decide_and_record, records_for
 from routing.registry_cache import RegistryCache
 from routing.retry import Origin, origin_of
+from routing.revocation_refresh import RevocationRefresher
 from routing.topology import Topology, declare_topology
 from routing.values import (
     RETRYABLE_CODES,
@@ -83,6 +91,7 @@ class Hub:
         monitor: HubMonitor | None = None,
         clock: Callable[[], datetime] | None = None,
         evidence: EvidenceKeeper | None = None,
+        revocation: RevocationKeeper | None = None,
     ):
         self.config = config
         self.store = store
@@ -94,16 +103,23 @@ class Hub:
         self._decisions: Batcher[_DecideItem, _Decided] = Batcher(_decide_all, self._cpu)
         self._commits: Batcher[NewSubmission, _Stored] = Batcher(store.record_submissions, self._io)
         self._admission = RateLimiter(config.rate_per_second, config.rate_burst)
-        self._registry = RegistryCache(store, self._io, self._cpu)
+        self._registry = RegistryCache(store, self._io, self._cpu, self.monitor.registry_loaded)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._taken_at: dict[int | None, float] = {}  # loop time each submission was taken
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._topology: Topology | None = None
         self._outbox: Outbox | None = None
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._refresher: asyncio.Task[None] | None = None
         self.evidence = evidence
-        self._answers = StatusAnswers(store, signer, self._cpu, self._io, self._clock)
+        self._answers = StatusAnswers(store, signer, self._cpu, self._io, self._clock,
+                                      on_logged=self.monitor.logged)  # fmt: skip
         self._head_maker: asyncio.Task[None] | None = None
+        self.revocation = revocation
+        self._fetching = None if revocation is None else RevocationRefresher(
+            revocation, lambda: self._registry.snapshot, self._clock,
+            config.revocation_refresh_seconds)  # fmt: skip
+        self._fetcher: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -112,11 +128,16 @@ class Hub:
         tolerate_invalid_short_strings()
         if self.evidence is not None:  # a log altered behind the hub's back: refuse to serve
             await self._in_io(self.evidence.check)
-        self._connection = await aio_pika.connect_robust(self.config.amqp_url)
+        self._connection = await connect_robust_any(
+            broker_urls(self.config.amqp_url, self.config.amqp_failover)
+        )
         channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self.config.prefetch)
         self._topology = await declare_topology(channel, self.config.queue_type)
         self._outbox = Outbox(self._topology, self.config.broker_user)
+        if self._fetching is not None:  # the CAs' material before the first submission
+            await self._fetching.refresh()
+            self._fetcher = asyncio.create_task(self._fetching.refresh_forever())
         queries = QueryHandler(self.store, self._topology.channel, self._io, self.evidence)
         self._consumer_tags = [
             (
@@ -142,9 +163,11 @@ class Hub:
         self._consumer_tags = []
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        for task in (self._refresher, self._head_maker):
+        for task in (self._refresher, self._head_maker, self._fetcher):
             if task:
                 task.cancel()
+        if self._fetching is not None:
+            self._fetching.close()
         if self._connection:
             await self._connection.close()
         self._cpu.shutdown(wait=True)
@@ -168,6 +191,7 @@ class Hub:
             self._in_flight.add(task)
         self.monitor.started()
         started = asyncio.get_running_loop().time()
+        self._taken_at[message.delivery_tag] = started
         origin = origin_of(message.user_id, message.headers or {}, self.config.broker_user)
         try:
             await self._handle(message, origin)
@@ -177,6 +201,7 @@ class Hub:
             await self._after_failure(message, origin, exc)
         finally:
             self.monitor.finished(asyncio.get_running_loop().time() - started)
+            self._taken_at.pop(message.delivery_tag, None)
             if task is not None:
                 self._in_flight.discard(task)
 
@@ -217,6 +242,8 @@ class Hub:
         refusal = isinstance(verdict, Rejected) and verdict.code in _REFRESH_CODES
         if refusal and await self.refresh_registry():
             verdict, records = await self._decide_once(sub)
+        if self._fetching is not None and await self._fetching.refreshed_for(verdict):
+            verdict, records = await self._decide_once(sub)
         return verdict, records
 
     async def _decide_once(self, sub: Submission) -> tuple[Accepted | Rejected, Records]:
@@ -225,6 +252,7 @@ class Hub:
             registry=self._registry.snapshot,
             trust=self._registry.trust,
             max_bytes=self.config.max_submission_bytes,
+            revocation=self.revocation,
         )
         receipt_id = str(uuid.uuid4())
         verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
@@ -259,15 +287,20 @@ class Hub:
                                          republish=self._again(message))  # fmt: skip
             return
         assert isinstance(stored, SubmissionRecord)
+        if stored.log_index is not None:
+            self.monitor.logged(1)
         if isinstance(verdict, Accepted):
             await self.outbox.deliveries(verdict)
             await self._answers.after_status(verdict, self.outbox)
             self.monitor.accepted(verdict.kind, len(verdict.deliveries))
+            if self._fetching is not None:
+                self._fetching.report(verdict)
         else:
             self.monitor.rejected(verdict.kind, verdict.code)
             log.info("rejected %s from %s: %s", verdict.submission.message_id,
                      verdict.submission.user_id, verdict.error)  # fmt: skip
         await self.outbox.receipt(message, stored, self._registered(stored.user_id))
+        self._receipt_sent(message)
         await message.ack()
 
     async def _document_id_reused(self, verdict: Accepted | Rejected) -> tuple[Rejected, Records]:
@@ -302,6 +335,7 @@ class Hub:
                       if existing.kind == "status" else None)  # fmt: skip
             await self.outbox.stored_deliveries(existing, deliveries, status)
         await self.outbox.receipt(message, existing, self._registered(existing.user_id))
+        self._receipt_sent(message)
         await message.ack()
 
     async def _reject_conflict(
@@ -319,8 +353,10 @@ class Hub:
                             error_code=error.code),
             existing.user_id,
         )  # fmt: skip
+        self._receipt_sent(message)
         # The conflicting bytes are kept for inspection in axis.dead, saying why.
         await self.outbox.dead(message, Origin(sub.user_id), 0, error.code, error.reason)
+        self.monitor.dead_lettered(error.code)
         await message.ack()
 
     async def _after_failure(
@@ -354,6 +390,7 @@ class Hub:
                          origin.user_id)  # fmt: skip
         self.monitor.gave_up()
         await self.outbox.dead(message, origin, attempt, failure.code, error)
+        self.monitor.dead_lettered(failure.code)
         stored = None
         if sub.user_id and sub.message_id:
             try:
@@ -371,6 +408,12 @@ class Hub:
             self.monitor.rejected(sub.routing_key, failure.code)
         if self._registered(record.user_id):
             await self.outbox.receipt(message, record, True)
+            self._receipt_sent(message)
+
+    def _receipt_sent(self, message: AbstractIncomingMessage) -> None:
+        taken = self._taken_at.get(message.delivery_tag)
+        if taken is not None:
+            self.monitor.receipt_sent(asyncio.get_running_loop().time() - taken)
 
     # -- threads -------------------------------------------------------------------------
 

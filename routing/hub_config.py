@@ -15,10 +15,13 @@ class HubConfig:
     system (retries and replays). ``max_attempts`` bounds the retries of a submission
     that keeps failing; ``rate_per_second`` and ``rate_burst`` are each system's
     admission rate in this process (0: no limit). ``log_head_seconds`` is how often the
-    hub signs a tree head over its evidence log when the log grew.
+    hub signs a tree head over its evidence log when the log grew;
+    ``revocation_refresh_seconds`` how often it fetches the CRLs and OCSP responses that
+    are due (when it checks revocation).
     """
 
     amqp_url: str
+    amqp_failover: tuple[str, ...] = ()  # other nodes of the cluster, "host:port"
     prefetch: int = 64
     max_submission_bytes: int = 16 * 1024 * 1024
     queue_type: str = "quorum"
@@ -28,6 +31,7 @@ class HubConfig:
     rate_per_second: float = 0.0
     rate_burst: int = 200
     log_head_seconds: float = 10.0
+    revocation_refresh_seconds: float = 300.0
 
     @property
     def broker_user(self) -> str:

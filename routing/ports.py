@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from cryptography import x509
+
 from routing.values import (
     DeliveryRecord,
     DocumentIdTaken,
@@ -24,6 +26,7 @@ from routing.values import (
     SubmissionRecord,
     TraceEvent,
 )
+from signing.revocation import RevocationStatus
 
 
 class CertificateView(Protocol):
@@ -33,6 +36,8 @@ class CertificateView(Protocol):
     def pem(self) -> bytes: ...
     @property
     def revoked(self) -> bool: ...
+    @property
+    def not_after(self) -> datetime: ...
 
 
 class SystemView(Protocol):
@@ -51,6 +56,10 @@ class RegistryView(Protocol):
 
     @property
     def systems(self) -> Mapping[str, SystemView]: ...
+    @property
+    def organ_system(self) -> Mapping[str, str]:
+        """Every served organ (primary id) → the id of the system serving it."""
+        ...
 
     def system(self, system_id: str) -> SystemView | None:
         """The system registered under ``system_id``, if any."""
@@ -66,6 +75,36 @@ class RegistryView(Protocol):
 
     def certificate(self, system_id: str, fingerprint: str) -> CertificateView | None:
         """The certificate ``fingerprint`` registered to ``system_id``, if any."""
+        ...
+
+
+class RevocationView(Protocol):
+    """The issuing CAs' word on signer certificates (CRL, OCSP), as the decision reads it:
+    answered from memory, never with I/O (docs/signing.md, "Revocation")."""
+
+    @property
+    def fail_closed(self) -> bool:
+        """True: a signer whose status is not known to be good is refused; False ("warn"):
+        accepted, and reported with :meth:`RevocationKeeper.accepted_anyway`."""
+        ...
+
+    def status(self, cert: x509.Certificate, at: datetime) -> RevocationStatus | None:
+        """What the newest material of ``cert``'s CA says of it at ``at``; None when there
+        is nothing to check (no CRL or OCSP source for it: the check is off for it)."""
+        ...
+
+
+class RevocationKeeper(RevocationView, Protocol):
+    """The service behind the view: fetches CRLs and OCSP responses into its memory."""
+
+    def refresh(self, registry: RegistryView, at: datetime) -> bool:
+        """Fetch what is missing or due for the registered certificates (blocking: the hub
+        calls it in a thread of its own); True if an answer may have changed."""
+        ...
+
+    def accepted_anyway(self, status: RevocationStatus, system_id: str) -> None:
+        """A package of ``system_id`` was accepted under "warn" although its signer's
+        status was not good: count it and log it."""
         ...
 
 
@@ -219,6 +258,23 @@ class HubMonitor(Protocol):
         """A submission failed its last attempt: hub.unavailable receipt, dead letter."""
         ...
 
+    def registry_loaded(self, snapshot: RegistryView) -> None:
+        """The hub (re)loaded its registry snapshot (on start and after each change)."""
+        ...
+
+    def receipt_sent(self, seconds: float) -> None:
+        """A submission's receipt was published (and confirmed) ``seconds`` after the
+        hub took the submission from the queue."""
+        ...
+
+    def dead_lettered(self, reason: str) -> None:
+        """The hub put a submission into ``axis.dead`` with reason code ``reason``."""
+        ...
+
+    def logged(self, entries: int) -> None:
+        """``entries`` entries were appended to the evidence log (committed)."""
+        ...
+
 
 class NoMonitor:
     """A :class:`HubMonitor` that records nothing."""
@@ -242,4 +298,16 @@ class NoMonitor:
         pass
 
     def gave_up(self) -> None:
+        pass
+
+    def registry_loaded(self, snapshot: RegistryView) -> None:
+        pass
+
+    def receipt_sent(self, seconds: float) -> None:
+        pass
+
+    def dead_lettered(self, reason: str) -> None:
+        pass
+
+    def logged(self, entries: int) -> None:
         pass

@@ -1,4 +1,4 @@
-"""The hub's query endpoint: traces and stored receipts over RabbitMQ direct reply-to.
+"""The hub's query endpoint: traces, recipients and stored receipts over RabbitMQ direct reply-to.
 
 A request is a JSON object published to exchange ``axis.query`` with the asker's
 ``user_id`` (RabbitMQ checks it) and ``reply_to`` (direct reply-to; any other
@@ -26,6 +26,7 @@ from routing.contract import (
     OP_LOG_CONSISTENCY,
     OP_LOG_HEAD,
     OP_RECEIPT,
+    OP_RECIPIENTS,
     OP_TRACE,
     QUERY_OPS,
     answer_message,
@@ -36,13 +37,14 @@ from routing.contract import (
 )
 from routing.errors import HubUnavailable, QueryRefused
 from routing.ports import EvidenceKeeper, QueryStore
+from routing.recipients import recipient_rows, recipients_json
 from routing.values import DocumentParties, TraceEvent
 
 log = logging.getLogger("axis.hub.query")
 
 
 class QueryHandler:
-    """Answers ``trace``, ``receipt`` and the evidence log's requests."""
+    """Answers ``trace``, ``recipients``, ``receipt`` and the evidence log's requests."""
 
     def __init__(
         self, store: QueryStore, channel: AbstractChannel, executor: Executor,
@@ -82,12 +84,14 @@ def answer_query(
         if not isinstance(request, dict):
             raise QueryRefused("the query must be a JSON object")
         op = request.get("op")
-        if op in (OP_TRACE, OP_EVIDENCE):
+        if op in (OP_TRACE, OP_EVIDENCE, OP_RECIPIENTS):
             organ = request.get("organ")
             scope = _scope(store, asker, str(request.get("id", "")),
                            str(organ) if organ else None)  # fmt: skip
             if op == OP_TRACE:
                 return answer_ok(_trace(store, asker, scope))
+            if op == OP_RECIPIENTS:
+                return answer_ok(_recipients(store, asker, scope))
             return answer_ok(_evidence(_keeper(evidence), asker, scope))
         if op == OP_RECEIPT:
             return answer_ok(_receipts(store, asker, str(request.get("message_id", ""))))
@@ -143,6 +147,14 @@ def _trace(store: QueryStore, asker: str, scope: _Scope) -> dict[str, Any]:
     if not events:
         raise _not_a_party(asker, scope.asked)
     return timeline_json(events)
+
+
+def _recipients(store: QueryStore, asker: str, scope: _Scope) -> dict[str, Any]:
+    # Any party sees every recipient's row, as it sees every party's steps in the trace.
+    if scope.document is None:
+        raise _not_a_party(asker, scope.asked)
+    events = _document_timeline(store, scope.document)
+    return recipients_json(scope.document, recipient_rows(scope.document, events))
 
 
 def _evidence(evidence: EvidenceKeeper, asker: str, scope: _Scope) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from routing.values import (
     TraceEvent,
     sha256_hex,
 )
+from signing.revocation import RevocationEvidence
 
 Records = tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]
 
@@ -87,9 +88,17 @@ def records_for(
         amends=isinstance(verdict, Accepted) and verdict.amends,
         receipt=receipt_bytes,
         received_at=now,
+        revocation=_relied_on(verdict),
     )
     events = _trace_events(verdict, receipt, now) if bound else []
     return record, _delivery_records(verdict, now), events
+
+
+def _relied_on(verdict: Accepted | Rejected) -> RevocationEvidence | None:
+    """The CRL or OCSP response an accepted package's signer was checked against."""
+    if isinstance(verdict, Accepted) and verdict.revocation is not None:
+        return verdict.revocation.evidence
+    return None
 
 
 def stated_message_id(message_id: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from routing.decide import TrustIndex
@@ -15,11 +16,16 @@ log = logging.getLogger("axis.hub")
 class RegistryCache:
     """The current :class:`RegistryView` and its parsed certificates, for one hub."""
 
-    def __init__(self, source: RegistrySource, io: Executor, cpu: Executor) -> None:
-        self._source, self._io, self._cpu = source, io, cpu
+    def __init__(
+        self, source: RegistrySource, io: Executor, cpu: Executor,
+        on_load: Callable[[RegistryView], None] = lambda _: None,
+    ) -> None:  # fmt: skip
+        """``on_load`` is told of every snapshot loaded (the monitor's gauges)."""
+        self._source, self._io, self._cpu, self._on_load = source, io, cpu, on_load
         self._version = source.registry_version()
         self.snapshot: RegistryView = source.load_snapshot()
         self.trust = TrustIndex.from_snapshot(self.snapshot)
+        on_load(self.snapshot)
 
     async def refresh(self) -> bool:
         """Reload the snapshot if the registry changed since the last load; True if reloaded.
@@ -35,6 +41,7 @@ class RegistryCache:
         snapshot = await loop.run_in_executor(self._io, self._source.load_snapshot)
         trust = await loop.run_in_executor(self._cpu, TrustIndex.from_snapshot, snapshot)
         self.snapshot, self.trust, self._version = snapshot, trust, version
+        self._on_load(snapshot)
         return True
 
     async def refresh_forever(self, interval: float) -> None:

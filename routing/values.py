@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from signing.revocation import RevocationEvidence
+
 # What the submission claimed to be (its routing key); anything else was rejected.
 SubmissionKind = str
 Outcome = Literal["accepted", "rejected"]
@@ -88,6 +90,8 @@ class SubmissionRecord:
     amends: bool = False
     id: int | None = None
     log_index: int | None = None  # where the store's evidence log holds the receipt
+    # The CA's CRL or OCSP response the hub relied on for the signer (accepted only).
+    revocation: RevocationEvidence | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

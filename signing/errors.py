@@ -72,3 +72,27 @@ class InvalidKeyMaterial(SignatureError):
     """A key or certificate file cannot be read or does not suit signing."""
 
     code = "signature.invalid_key_material"
+
+
+# -- signature: the issuing CA's revocation of the signer (CRL, OCSP) ----------------------
+
+
+class RevocationStale(SignatureError):
+    """The newest CRL or OCSP response about the signer is past its nextUpdate by more than
+    the grace the policy allows: the CA's current word on the certificate is not known."""
+
+    code = "signature.revocation_stale"
+
+
+class RevocationUnavailable(SignatureError):
+    """No revocation material about the signer could be obtained (CRL or OCSP responder
+    unreachable, nothing fetched yet, issuer CA unknown, responder answers "unknown")."""
+
+    code = "signature.revocation_unavailable"
+
+
+class RevocationInvalid(SignatureError):
+    """Revocation material that cannot be relied on: unreadable, not signed by the signer's
+    issuing CA (or its delegated OCSP responder), or about another issuer or certificate."""
+
+    code = "signature.revocation_invalid"

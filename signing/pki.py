@@ -8,6 +8,7 @@ require: basicConstraints, keyUsage, subject and authority key identifiers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from envelopes.ids import validate_organ_id
 from signing.keys import PrivateKey, SigningKey, load_certificate, load_signing_key
@@ -81,6 +82,8 @@ def issue_agency(
     key_type: Literal["rsa", "ec"] = "rsa",
     not_before: datetime | None = None,
     not_after: datetime | None = None,
+    crl_urls: Sequence[str] = (),
+    ocsp_url: str | None = None,
 ) -> Credential:
     """An agency's signing certificate: subject ``UID=organ_id``, ``CN=name``.
 
@@ -88,7 +91,9 @@ def issue_agency(
     request. ``organ_id`` must pass ``envelopes.ids.validate_organ_id``
     (:class:`InvalidOrganId` otherwise). The validity window defaults to ``now``
     (backdated a few minutes)
-    until 825 days later.
+    until 825 days later. ``crl_urls`` become its CRL distribution points and
+    ``ocsp_url`` its authority information access (OCSP responder), where the hub
+    looks for the CA's revocation of it.
     """
     validate_organ_id(organ_id)
     key: PrivateKey
@@ -106,12 +111,27 @@ def issue_agency(
     )
     start = not_before if not_before is not None else now - _BACKDATE
     end = not_after if not_after is not None else now + timedelta(days=825)
-    return _issue_leaf(ca, key, subject, start, end)
+    return _issue_leaf(ca, key, subject, start, end, _revocation_pointers(crl_urls, ocsp_url))
+
+
+def _revocation_pointers(
+    crl_urls: Sequence[str], ocsp_url: str | None
+) -> list[x509.ExtensionType]:
+    pointers: list[x509.ExtensionType] = []
+    if crl_urls:
+        pointers.append(x509.CRLDistributionPoints([
+            x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+            for url in crl_urls]))  # fmt: skip
+    if ocsp_url:
+        pointers.append(x509.AuthorityInformationAccess([x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]))
+    return pointers
 
 
 def _issue_leaf(
-    ca: Credential, key: PrivateKey, subject: x509.Name, start: datetime, end: datetime
-) -> Credential:
+    ca: Credential, key: PrivateKey, subject: x509.Name, start: datetime, end: datetime,
+    extensions: Sequence[x509.ExtensionType] = (),
+) -> Credential:  # fmt: skip
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise TypeError("the CA key must be RSA or ECDSA")
@@ -125,6 +145,8 @@ def _issue_leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
     )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     return _credential(key, builder.sign(ca_key, hashes.SHA256()))
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.pgnode import STORES, postgres_database
 from tests.test_signing_helpers import SigningPki, make_pki
 
 if TYPE_CHECKING:
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 
 RABBITMQ_URL = os.environ.get("AXIS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("AXIS_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
+# The test suite's own role and database, with a fixed test-only password: made by
+# `.ci/bootstrap --postgres` (.ci/postgres-test-db), reached over 127.0.0.1 with the
+# password, as a stock Debian server's pg_hba.conf allows (scram-sha-256).
 POSTGRES_URL = os.environ.get(
-    "AXIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    "AXIS_TEST_POSTGRES_URL",
+    "postgresql+psycopg://axis_test:axis-test-only@127.0.0.1:5432/axis_test",
 )
 SHARED_DIR = Path(
     os.environ.get("AXIS_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared")
@@ -82,7 +87,15 @@ def management_base_url() -> str:
 
 @pytest.fixture(scope="session")
 def postgres_base_url() -> str:
-    require_service("PostgreSQL", POSTGRES_URL.replace("postgresql+psycopg", "postgresql"), 5432)
+    import psycopg
+
+    admin = POSTGRES_URL.replace("postgresql+psycopg", "postgresql")
+    require_service("PostgreSQL", admin, 5432)
+    try:
+        psycopg.connect(admin, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL refuses the test role ({str(exc).strip().splitlines()[-1]}): "
+                    "run .ci/bootstrap --postgres, which creates it (.ci/postgres-test-db)")
     return POSTGRES_URL
 
 
@@ -92,7 +105,7 @@ def pki() -> SigningPki:
     return make_pki()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh hub database URL: a SQLite file, then a PostgreSQL database."""
     if request.param == "sqlite":
@@ -146,32 +159,43 @@ def private_vhost(management_base_url: str, unique_name: str) -> Iterator[str]:
 @pytest.fixture
 def postgres_db_url(postgres_base_url: str, unique_name: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    import psycopg
+    with postgres_database(postgres_base_url, unique_name) as url:
+        yield url
 
-    admin = postgres_base_url.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{unique_name}"')
-    base = postgres_base_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{unique_name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{unique_name}" WITH (FORCE)')
+
+@pytest.fixture(params=STORES)
+def kit_db_url(request: pytest.FixtureRequest) -> str | None:
+    """The store under ``kit``: the hub home's SQLite file (None), then a fresh PostgreSQL
+    database. A module whose tests do not depend on the store overrides this fixture
+    with one returning None, to run on SQLite only."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_db_url")
+    return url
 
 
 @pytest.fixture
-async def kit(
-    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str
-) -> AsyncIterator[HubKit]:
-    """A running hub on a private vhost with a SQLite store (agencies via ``kit.agency``)."""
+async def idle_kit(
+    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str,
+    kit_db_url: str | None,
+) -> AsyncIterator[HubKit]:  # fmt: skip
+    """A hub home on a private vhost, on each store of ``kit_db_url``, no hub running yet."""
     from tests.hubkit import close_kit, make_kit
 
-    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
+    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost,
+                         kit_db_url)  # fmt: skip
     try:
-        await kit.start_hub()
         yield kit
     finally:
         await close_kit(kit)
+
+
+@pytest.fixture
+async def kit(idle_kit: HubKit) -> HubKit:
+    """A running hub on a private vhost, on each store of ``kit_db_url`` (agencies via
+    ``kit.agency``)."""
+    await idle_kit.start_hub()
+    return idle_kit
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -60,6 +62,7 @@ class HubKit:
     async def start_hub(self, **config: Any) -> Hub:
         config.setdefault("queue_type", self.settings.queue_type)
         tsa_url = config.pop("tsa_url", "")
+        revocation = config.pop("revocation", None)  # a routing.ports.RevocationKeeper
         key = load_credential(self.pki.hub_key, self.pki.hub_cert)
         self.evidence = EvidenceService(self.store, key, tsa_url=tsa_url,
                                         on_unstamped=self.metrics.head_unstamped)  # fmt: skip
@@ -69,6 +72,7 @@ class HubKit:
             HubReceiptSigner(key),
             self.metrics,
             evidence=self.evidence,
+            revocation=revocation,
         )
         await self.hub.start()
         return self.hub
@@ -79,10 +83,12 @@ class HubKit:
             self.hub = None
 
     async def agency(
-        self, organ_id: str, name: str = "", serves: tuple[str, ...] = (), connect: bool = True
+        self, organ_id: str, name: str = "", serves: tuple[str, ...] = (), connect: bool = True,
+        **revocation_pointers: Any,  # crl_urls, ocsp_url: see signing.pki.issue_agency
     ) -> Agency:
         name = name or f"Cơ quan {organ_id}"
-        paths = issue_agency_files(self.settings.pki_dir, organ_id, name, datetime.now(UTC))
+        paths = issue_agency_files(self.settings.pki_dir, organ_id, name, datetime.now(UTC),
+                                   **revocation_pointers)  # fmt: skip
         reg = register_system(self.settings, organ_id, name, paths.cert.read_bytes(), serves)
         profile = Profile(
             path=self.home / f"{organ_id}.toml",
@@ -163,8 +169,11 @@ async def make_kit(
         config.write_text(config.read_text().replace('queue_type = "quorum"',
                                                      f'queue_type = "{queue_type}"'))
     env = {"AXIS_AMQP_URL": vhost_url(amqp_base, vhost), "AXIS_MANAGEMENT_URL": management_base}
-    if db_url:
+    if db_url:  # in the file too, so that a command given --home finds the same store
         env["AXIS_DB_URL"] = db_url
+        config = home / "axis.toml"
+        line = f"db_url = {json.dumps(db_url)}"
+        config.write_text(re.sub(r"(?m)^db_url = .*$", lambda _: line, config.read_text()))
     settings = load_settings(home, env)
     pki = init_pki(settings.pki_dir, datetime.now(UTC))
     store = Store(settings.db_url)

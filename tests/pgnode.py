@@ -1,15 +1,24 @@
 """A private PostgreSQL cluster on a spare port in a temporary folder, for tests that stop
-and start a database (never the machine's shared one)."""
+and start a database or change its authentication (never the machine's shared one); and
+fresh databases on the test server."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+# Each store engine once: a test or fixture parametrised with these runs on both.
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def postgres_bin() -> Path | None:
@@ -28,18 +37,27 @@ def spare_port() -> int:
 
 @dataclass
 class PrivatePostgres:
-    """``initdb`` + ``pg_ctl`` on ``port``; trust authentication on 127.0.0.1 only."""
+    """``initdb`` + ``pg_ctl`` on ``port``, listening on 127.0.0.1 and a socket in ``data``.
+
+    Trust authentication by default; ``stock_auth=True`` makes ``pg_hba.conf`` what a stock
+    Debian server has: peer for the socket, scram-sha-256 for 127.0.0.1 (the superuser
+    ``postgres`` then comes in only as the ``postgres`` OS user, over the socket).
+    """
 
     bin: Path
     data: Path
     port: int
 
     @property
+    def socket_dir(self) -> Path:
+        return self.data
+
+    @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     @classmethod
-    def create(cls, folder: Path) -> PrivatePostgres:
+    def create(cls, folder: Path, *, stock_auth: bool = False) -> PrivatePostgres:
         binaries = postgres_bin()
         if binaries is None:
             raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql")
@@ -47,9 +65,21 @@ class PrivatePostgres:
         node = cls(binaries, folder / "data", spare_port())
         if os.geteuid() == 0:  # the server refuses to run as root
             shutil.chown(folder, "postgres", "postgres")
-        node._run("initdb", "-D", str(node.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync")  # fmt: skip
+        auth = ["-A", "trust"]
+        if stock_auth:  # initdb wants a superuser password for password authentication
+            secret = folder / "superuser.pw"
+            secret.write_text(secrets.token_hex(16))
+            if os.geteuid() == 0:
+                shutil.chown(secret, "postgres", "postgres")
+            auth = ["--auth-local=peer", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+        node._run("initdb", "-D", str(node.data), *auth, "-U", "postgres", "--no-sync")
         return node
+
+    def set_hba(self, lines: str) -> None:
+        """Replace this cluster's ``pg_hba.conf`` and reload it."""
+        (self.data / "pg_hba.conf").write_text(lines)
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+        time.sleep(0.5)  # the server reads it on the signal, after pg_ctl returns
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off"
@@ -72,3 +102,18 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def postgres_database(base_url: str, name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database ``name`` beside ``base_url``'s; dropped afterwards."""
+    import psycopg
+
+    admin = base_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -62,9 +62,13 @@ def _resolve(words: tuple[str, ...]) -> list[str]:
     assert first is not None, f"`axis {' '.join(words)}`: no command {words[0]!r}"
     if not _is_group(first):
         return [words[0]]
+    if len(words) > 1 and words[1] in first.commands:
+        return [words[0], words[1]]
+    # A group with a default command: `axis status DOC …` is `axis status send DOC …`.
+    if getattr(first, "default_command", None) in first.commands:
+        return [words[0]]
     assert len(words) > 1, f"`axis {words[0]}` is a group: name one of its commands"
-    assert words[1] in first.commands, f"`axis {' '.join(words)}`: no command {words[1]!r}"
-    return [words[0], words[1]]
+    raise AssertionError(f"`axis {' '.join(words)}`: no command {words[1]!r}")
 
 
 def _readme_commands() -> list[list[str]]:

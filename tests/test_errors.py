@@ -46,6 +46,9 @@ PINNED_CODES = frozenset(
         "signature.certificate_not_yet_valid",
         "signature.certificate_not_registered",
         "signature.revoked_certificate",
+        "signature.revocation_stale",
+        "signature.revocation_unavailable",
+        "signature.revocation_invalid",
         "signature.invalid_key_material",
         "signature.sender_mismatch",
         "sender.error",
@@ -71,6 +74,7 @@ PINNED_CODES = frozenset(
         "submission.document_id_reused",
         "submission.rate_limited",
         "hub.unavailable",
+        "store.unavailable",
         "receipt.not_ours",
         "receipt.error",
         "receipt.malformed",
@@ -82,6 +86,7 @@ PINNED_CODES = frozenset(
         "registry.import_failed",
         "registry.organ_already_served",
         "registry.certificate_in_use",
+        "registry.unknown_organ",
         "config.error",
         "config.home_missing",
         "config.profile_not_found",
@@ -111,6 +116,8 @@ PINNED_CODES = frozenset(
         "audit.subject_mismatch",
         "audit.registration_unproven",
         "audit.inconsistent",
+        "audit.revocation_invalid",
+        "audit.signer_revoked",
     }
 )
 
@@ -119,7 +126,7 @@ ORIGINS = frozenset(
     {
         "axis", "envelope", "signature", "sender", "recipient", "submission", "status",
         "receipt", "registry", "config", "pki", "transport", "hub", "log", "timestamp",
-        "audit",
+        "audit", "store",
     }
 )  # fmt: skip
 

@@ -30,6 +30,7 @@ after it, so that a poison message cannot spill into the next case.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import os
@@ -86,6 +87,7 @@ from signing.pki import Credential, issue_agency, new_ca
 from signing.sign import sign_package
 from tests.clikit import organ
 from tests.hubkit import Agency, HubKit, close_kit, document, make_kit, vhost_url
+from tests.pgnode import STORES, postgres_database
 from tests.test_signing_attacks import (
     _add_second_message_header,
     _duplicate_signature,
@@ -225,10 +227,12 @@ def _answers(verified: VerifiedReceipt, message_id: str | None, body: bytes) -> 
     return receipt.message_id == message_id
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=STORES)
 async def world(
-    tmp_path_factory: pytest.TempPathFactory, amqp_base_url: str, management_base_url: str
-) -> AsyncIterator[World]:
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    amqp_base_url: str, management_base_url: str,
+) -> AsyncIterator[World]:  # fmt: skip
+    """The shared hub, once on each store engine (what a refusal stores is checked on both)."""
     from axis.provision import Management, generate_password
 
     management = Management(management_base_url)
@@ -238,29 +242,35 @@ async def world(
     rogue_user, rogue_password = organ("ROGUE"), generate_password()
     kit: HubKit | None = None
     probe: AbstractConnection | None = None
-    try:
-        kit = await make_kit(Path(tmp_path_factory.mktemp("attacks")), amqp_base_url,
-                             management_base_url, vhost)  # fmt: skip
-        hub = await kit.start_hub(max_submission_bytes=MAX_SUBMISSION_BYTES)
-        roles = {role: await kit.agency(organ(role.upper()))
-                 for role in ("a", "b", "c", "suspended", "halted")}  # fmt: skip
-        for role in ("suspended", "halted"):
-            kit.store.set_system_active(roles[role].organ_id, False)
-        ca = Credential(key_pem=kit.pki.ca_key.read_bytes(),
-                        cert_pem=kit.pki.ca_cert.read_bytes())  # fmt: skip
-        keys = _attacker_keys(kit, ca, roles["a"])
-        await hub.refresh_registry()
-        management.create_system_account(vhost, rogue_user, rogue_password)
-        probe = await aio_pika.connect(vhost_url(amqp_base_url, vhost))
-        rogue_url = _account_url(vhost_url(amqp_base_url, vhost), rogue_user, rogue_password)
-        yield World(kit, roles, await probe.channel(), ca, Unbound(rogue_url, rogue_user), keys)
-    finally:
-        if probe is not None:
-            await probe.close()
-        if kit is not None:
-            await close_kit(kit)
-        management.delete_user(rogue_user)
-        management.delete_vhost(vhost)
+    with contextlib.ExitStack() as databases:
+        db_url = None
+        if request.param == "postgresql":
+            db_url = databases.enter_context(
+                postgres_database(request.getfixturevalue("postgres_base_url"), vhost))
+        try:
+            kit = await make_kit(Path(tmp_path_factory.mktemp("attacks")), amqp_base_url,
+                                 management_base_url, vhost, db_url)  # fmt: skip
+            hub = await kit.start_hub(max_submission_bytes=MAX_SUBMISSION_BYTES)
+            roles = {role: await kit.agency(organ(role.upper()))
+                     for role in ("a", "b", "c", "suspended", "halted")}  # fmt: skip
+            for role in ("suspended", "halted"):
+                kit.store.set_system_active(roles[role].organ_id, False)
+            ca = Credential(key_pem=kit.pki.ca_key.read_bytes(),
+                            cert_pem=kit.pki.ca_cert.read_bytes())  # fmt: skip
+            keys = _attacker_keys(kit, ca, roles["a"])
+            await hub.refresh_registry()
+            management.create_system_account(vhost, rogue_user, rogue_password)
+            probe = await aio_pika.connect(vhost_url(amqp_base_url, vhost))
+            rogue_url = _account_url(vhost_url(amqp_base_url, vhost), rogue_user, rogue_password)
+            yield World(kit, roles, await probe.channel(), ca, Unbound(rogue_url, rogue_user),
+                        keys)
+        finally:
+            if probe is not None:
+                await probe.close()
+            if kit is not None:
+                await close_kit(kit)
+            management.delete_user(rogue_user)
+            management.delete_vhost(vhost)
 
 
 def _attacker_keys(kit: HubKit, ca: Credential, a: Agency) -> dict[str, SigningKey]:

@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aio_pika
 import pytest
 
-from tests.hubkit import HubKit, close_kit, document, make_kit
+from tests.hubkit import HubKit, document
 
 pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,16 +21,11 @@ N = 200
 
 
 @pytest.fixture
-async def kit(
-    tmp_path: Path, amqp_base_url: str, management_base_url: str, private_vhost: str
-) -> AsyncIterator[HubKit]:
-    kit = await make_kit(tmp_path, amqp_base_url, management_base_url, private_vhost)
-    config = kit.settings.config_path
+def kit(idle_kit: HubKit) -> HubKit:
+    """A hub home (on each store) for hub processes started by the test, without metrics."""
+    config = idle_kit.settings.config_path
     config.write_text(config.read_text().replace("metrics_port = 9464", "metrics_port = 0"))
-    try:
-        yield kit
-    finally:
-        await close_kit(kit)
+    return idle_kit
 
 
 def start_hub(kit: HubKit) -> subprocess.Popen[bytes]:

@@ -12,13 +12,14 @@ PURE_MODULES = ("envelopes.parser", "envelopes.builder", "envelopes.errors", "si
                 "signing.verify", "signing.pki", "signing.errors", "routing.decide",
                 "routing.records", "routing.values", "routing.contract", "routing.ports",
                 "routing.errors", "axis.receipts", "axis.registry", "axis.trace",
-                "axis.store_values", "axis.errors")  # fmt: skip
+                "axis.store_values", "axis.errors", "routing.recipients", "signing.revocation",
+                "signing.ocsp")  # fmt: skip
 IO_LIBRARIES = ("aio_pika", "aiormq", "sqlmodel", "sqlalchemy", "prometheus_client", "typer",
                 "psycopg", "urllib.request")  # fmt: skip
 PURE_FILES = [
     *ROOT.glob("envelopes/*.py"), *ROOT.glob("signing/*.py"),
     *(ROOT / "routing" / f"{name}.py" for name in ("decide", "records", "values", "contract",
-                                                    "ports", "errors")),
+                                                    "ports", "errors", "recipients")),
     ROOT / "axis/receipts.py", ROOT / "axis/registry.py", ROOT / "axis/trace.py",
     ROOT / "axis/errors.py",
 ]  # fmt: skip

@@ -10,17 +10,23 @@ item. Each stored document is answered with status 01 (arrived) automatically.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from cryptography import x509
 
+from axis.client.push import watch_queue
 from axis.errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -35,7 +41,7 @@ from envelopes.errors import AxisError
 from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
 from envelopes.status_codes import StatusCode
-from routing.amqp import amqp_message, publish_confirmed
+from routing.amqp import amqp_message, broker_urls, connect_robust_any, publish_confirmed
 from routing.contract import (
     DIRECT_REPLY_TO,
     EDOC_KEY,
@@ -47,11 +53,13 @@ from routing.contract import (
     STATUS_KEY,
     SUBMIT_EXCHANGE,
     TYPE_RECEIPT,
+    document_request,
     inbox_queue_name,
     query_message,
     read_answer,
     read_delivery_headers,
     receipt_request,
+    recipients_request,
     submission_message,
     trace_request,
 )
@@ -59,6 +67,8 @@ from routing.errors import AccessRefused, QueryRefused, SubmissionTooLarge
 from signing.keys import SigningKey, organ_id_of
 from signing.sign import sign_package
 from signing.verify import VerifyPolicy, verify
+
+RESTORE_SECONDS = 10.0  # how long a publish waits for its channel after a reconnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,7 @@ class ClientConfig:
     hub_certificate: x509.Certificate
     trust_anchors: tuple[x509.Certificate, ...]
     organ: Organization | None = None
+    failover: tuple[str, ...] = ()  # other nodes of the broker's cluster, "host:port"
 
 
 @dataclass(slots=True)
@@ -96,12 +107,20 @@ class InboxItem:
     def recipient_organs(self) -> tuple[str, ...]:
         return read_delivery_headers(self.headers).recipient_organs
 
-    async def ack(self) -> None:
-        """Settle the message: the application has stored it (sends status 01 for documents)."""
+    async def ack(self) -> bool:
+        """Settle the message: the application has stored it (sends status 01 for documents).
+
+        False when the connection was lost since the item was handed over: nothing was
+        settled and the broker delivers the message again (store it again, idempotently).
+        """
         if self._message is not None:
-            await self._message.ack()
+            try:
+                await self._message.ack()
+            except aiormq.exceptions.ChannelInvalidStateError:
+                return False
         if self._on_ack is not None:
             await self._on_ack(self)
+        return True
 
 
 class AgencyClient:
@@ -137,8 +156,9 @@ class AgencyClient:
         """Open the connection and a confirming channel; broker errors become coded errors."""
         try:
             self._connection = await asyncio.wait_for(
-                aio_pika.connect_robust(
-                    self.config.amqp_url, reconnect_interval=1, fail_fast="true"
+                connect_robust_any(
+                    broker_urls(self.config.amqp_url, self.config.failover),
+                    reconnect_interval=1, fail_fast="true",
                 ),
                 timeout,
             )
@@ -188,7 +208,8 @@ class AgencyClient:
     ) -> str:
         """Submit signed bytes; waits for the broker's confirm; returns the consignment id."""
         message_id = message_id or str(uuid.uuid4())
-        exchange = await self.channel.get_exchange(SUBMIT_EXCHANGE, ensure=False)
+        channel = await self._restored(self.channel)
+        exchange = await channel.get_exchange(SUBMIT_EXCHANGE, ensure=False)
         message = submission_message(
             signed, message_id=message_id, system_id=self.config.system_id
         )
@@ -202,6 +223,15 @@ class AgencyClient:
         if self.sent_consignments is not None:
             self.sent_consignments.add(message_id)
         return message_id
+
+    async def _restored(self, channel: AbstractChannel) -> AbstractChannel:
+        """``channel`` once restored after a lost connection: a consumer's channel may be
+        back (and its deliveries acked, owing a status 01) before this one is. Waits at most
+        ``RESTORE_SECONDS``; a publish on a channel still down fails with a coded error."""
+        if isinstance(channel, AbstractRobustChannel) and self._connection is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(channel.ready(), RESTORE_SECONDS)
+        return channel
 
     async def send_status(
         self,
@@ -257,6 +287,15 @@ class AgencyClient:
         with its sender ``organ`` when several organs used that id) it is a party to."""
         return await self.query(trace_request(ident, organ), timeout)
 
+    async def recipients(
+        self, ident: str, organ: str | None = None, *, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Where a document this system is a party to (by DocumentId, or one of this system's
+        consignment ids) stands at each recipient organ: ``recipients``, one row each with
+        the serving system, when it was published and delivered, the latest status and
+        the hub's receipt ids (docs/protocol.md#queries)."""
+        return await self.query(recipients_request(ident, organ), timeout)
+
     async def log_head(self, timeout: float = 10.0) -> dict[str, Any]:
         """The hub's newest signed tree head: ``head`` (signed XML text), ``timestamp``
         (RFC 3161 token, base64, or None), ``tree_size``, ``root_hash`` (hex). Not
@@ -275,10 +314,7 @@ class AgencyClient:
     ) -> dict[str, Any]:
         """The material of an evidence bundle about one of this system's consignments, or
         a document it is a party to (docs/evidence.md)."""
-        request: dict[str, Any] = {"op": OP_EVIDENCE, "id": ident}
-        if organ:
-            request["organ"] = organ
-        return await self.query(request, timeout)
+        return await self.query(document_request(OP_EVIDENCE, ident, organ), timeout)
 
     async def wait_receipt(self, message_id: str, timeout: float = 30.0) -> VerifiedReceipt:
         """Wait until the hub has a receipt for ``message_id``; returns it verified."""
@@ -332,11 +368,33 @@ class AgencyClient:
             if message is None:
                 return
             taken += 1
-            item = self._item(message)
-            if item.message_id in self._seen:
-                await message.ack()  # a copy the hub published twice: already stored
-                continue
-            yield item
+            item = await self._unseen_item(message)
+            if item is not None:
+                yield item
+
+    def watch(self, *, prefetch: int = 16) -> AsyncGenerator[InboxItem, None]:
+        """Every delivery to the inbox as it arrives (``basic.consume``), verified, de-duplicated
+        and settled exactly as :meth:`fetch` does, until the iteration stops.
+
+        At most ``prefetch`` messages are handed over un-acked at a time; ack each item
+        (after the durable write) before taking the next. Stopping (``break`` inside
+        ``contextlib.aclosing``, ``aclose()``, task cancellation) cancels the consumer;
+        whatever was not acked stays with the broker and is delivered again. The
+        subscription is restored after the connection to the broker is.
+        """
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        if self._connection is None:
+            raise BrokerUnreachable("the client is not connected")
+        queue = inbox_queue_name(self.config.system_id)
+        return watch_queue(self._connection, queue, self._unseen_item, prefetch=prefetch)
+
+    async def _unseen_item(self, message: AbstractIncomingMessage) -> InboxItem | None:
+        """``message`` verified, or None once acked when it is a copy already stored."""
+        if (message.message_id or "") in self._seen:
+            await message.ack()  # a copy the hub published twice: already stored
+            return None
+        return self._item(message)
 
     def _item(self, message: AbstractIncomingMessage) -> InboxItem:
         item = InboxItem(

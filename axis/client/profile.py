@@ -10,6 +10,7 @@ A profile is a TOML file (named by ``--profile`` or ``$AXIS_PROFILE``)::
     cert = "000.00.00.G22.pem"
     hub_cert = "hub.pem"
     ca = "ca.pem"
+    amqp_failover = ["127.0.0.1:5673"]   # optional: other nodes of the broker's cluster
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from axis.client.agency import ClientConfig
 from axis.errors import InvalidSettings, ProfileNotFound
 from axis.pki_files import load_credential
+from axis.settings import check_addresses
 from envelopes.model import Organization
 from signing.keys import load_certificate, load_certificates
 
@@ -44,6 +46,7 @@ class Profile:
     cert: Path
     hub_cert: Path
     ca: Path
+    failover: tuple[str, ...] = ()
 
     def broker_url(self) -> str:
         """``amqp_url`` with the system's credentials in it."""
@@ -63,6 +66,7 @@ class Profile:
             signing_key=load_credential(self.key, self.cert),
             hub_certificate=load_certificate(_read(self.hub_cert, "hub certificate")),
             trust_anchors=tuple(load_certificates(_read(self.ca, "CA certificate"))),
+            failover=self.failover,
             organ=Organization(
                 self.system_id, organ_name=self.organ_name, organization_in_charge=self.organ_name
             ),
@@ -98,6 +102,7 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None)
         cert=base / data["cert"],
         hub_cert=base / data["hub_cert"],
         ca=base / data["ca"],
+        failover=check_addresses(data.get("amqp_failover", [])),
     )
 
 

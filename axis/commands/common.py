@@ -3,8 +3,8 @@
 Every failure is an :class:`AxisError`; a command prints its code and reason
 (or, with ``--json``, ``{"ok": false, "error": {"code", "reason", ...}}``) and
 exits non-zero. Exit codes: 1 for a refusal of the input (validation, signature,
-receipt), 2 for usage (typer's own), 3 for configuration, 4 for the broker or
-network, 5 for anything unexpected.
+receipt), 2 for usage (typer's own), 3 for configuration, 4 for the broker, the
+database or the network, 5 for anything unexpected.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import typer
 from cryptography import x509
 from typer.exceptions import TyperException
 
-from axis.errors import ConfigError
+from axis.errors import ConfigError, StoreUnavailable
 from envelopes.errors import AxisError, InvalidMetadata
 from routing.errors import TransportError
 from signing.keys import load_certificate, load_certificates
@@ -39,7 +39,7 @@ def exit_code_for(error: AxisError) -> int:
     """The process exit code for an error's family."""
     if isinstance(error, ConfigError):
         return EXIT_CONFIG
-    if isinstance(error, TransportError):
+    if isinstance(error, TransportError | StoreUnavailable):
         return EXIT_TRANSPORT
     return EXIT_REFUSED
 

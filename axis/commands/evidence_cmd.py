@@ -15,7 +15,7 @@ import typer
 
 from axis.commands.clerk_io import broker_errors, quiet_amqp_logs
 from axis.commands.common import JsonOption, emit, reporting, write_file
-from axis.evidence.bundle import Bundle, BundleEntry, write_bundle
+from axis.evidence.bundle import Bundle, BundleEntry, RevocationFile, write_bundle
 from axis.evidence.heads import head_summary
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ def bundle_of(material: dict[str, Any], with_package: bool) -> Bundle:
                       for e in material["entries"]),
         package=_unb64(package),
         exported_at=datetime.now(UTC),
+        revocation=tuple(RevocationFile(m["kind"], base64.b64decode(m["der"]))
+                         for m in material.get("revocation", ())),
     )  # fmt: skip
 
 

@@ -8,21 +8,19 @@ from typing import Any
 
 import typer
 
-from axis.commands.common import HomeOption, JsonOption, emit, read_file, reporting
+from axis.commands.common import HomeOption, JsonOption, emit, read_file, reporting, utc_now
+from axis.commands.directory_cmd import directory_app
 from axis.commands.hub_setup import init_broker, init_broker_lines
 from axis.commands.serve_cmd import serve
 from axis.errors import (
-    DirectoryImportError,
     InvalidSettings,
     PkiExists,
     UnknownAgency,
 )
+from axis.expiry import expires_soon
 from axis.settings import load_settings, write_default_config
 
 agency_app = typer.Typer(help="Register and manage agency systems.", no_args_is_help=True)
-directory_app = typer.Typer(
-    help="The organ directory (organ → serving system).", no_args_is_help=True
-)
 
 
 def init(
@@ -115,21 +113,20 @@ def agency_register(
 
 @agency_app.command("list")
 def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
-    """List the registered systems."""
+    """List the registered systems, flagging certificates that expire within 30 days.
+
+    Each unrevoked certificate that has expired, or will within 30 days, gets a line
+    under its system (`expiring_soon: true` and `expired` in --json): bind the
+    successor with `axis agency add-cert` before the old one runs out.
+    """
     with reporting(as_json), _store(home) as store:
         snapshot = store.load_snapshot()
         systems = [_system_json(store, s.system_id, snapshot) for s in store.list_systems()]
         emit(
             as_json,
             {"systems": systems},
-            lambda: (
-                [
-                    f"{s['system_id']:20} {'active' if s['active'] else 'SUSPENDED':9} "
-                    f"{s['serves_count']:3} organ(s)  {_live_certs(s)} cert(s)  {s['name']}"
-                    for s in systems
-                ]
-                or ["(no systems registered)"]
-            ),
+            lambda: [line for s in systems for line in _list_lines(s)]
+            or ["(no systems registered)"],
         )
 
 
@@ -280,29 +277,6 @@ def _rotated_lines(result: dict[str, Any]) -> list[str]:
     ]
 
 
-@directory_app.command("import")
-def directory_import(
-    csv_file: Path = typer.Argument(..., help="CSV: organ_id,name[,parent_id]"),
-    home: Path | None = HomeOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Import organs in bulk (upsert by organ id), reporting progress."""
-    from axis.directory import read_directory_csv
-
-    with reporting(as_json), _store(home) as store:
-        if not csv_file.is_file():
-            raise DirectoryImportError(f"{csv_file} is not a file", path=str(csv_file))
-        count = store.import_organs(_progress(read_directory_csv(csv_file), as_json))
-        emit(as_json, {"imported": count}, [f"imported {count} organs from {csv_file}"])
-
-
-def _progress(rows: Any, quiet: bool) -> Any:
-    for n, row in enumerate(rows, 1):
-        if not quiet and n % 20000 == 0:
-            typer.echo(f"  {n} organs read…", err=True)
-        yield row
-
-
 def _set_active(organ_id: str, home: Path | None, as_json: bool, active: bool) -> None:
     with reporting(as_json), _store(home) as store:
         _require_system(store, organ_id)
@@ -340,6 +314,7 @@ def _require_system(store: Any, organ_id: str) -> Any:
 
 def _system_json(store: Any, organ_id: str, snapshot: Any) -> dict[str, Any]:
     system = _require_system(store, organ_id)
+    now = utc_now()
     served = sorted(o for o, s in snapshot.organ_system.items() if s == organ_id)
     return {
         "system_id": system.system_id,
@@ -349,19 +324,37 @@ def _system_json(store: Any, organ_id: str, snapshot: Any) -> dict[str, Any]:
         "serves": served[:50],
         "serves_count": len(served),
         "certificates": [
-            {
-                "fingerprint": c.fingerprint,
-                "subject": c.subject,
-                "not_after": c.not_after.isoformat(),
-                "revoked": c.revoked,
-            }
-            for c in store.list_certificates(organ_id)
+            _certificate_json(c, now) for c in store.list_certificates(organ_id)
         ],
+    }
+
+
+def _certificate_json(cert: Any, now: datetime) -> dict[str, Any]:
+    """A certificate, flagged when unrevoked and expired or expiring within 30 days."""
+    return {
+        "fingerprint": cert.fingerprint,
+        "subject": cert.subject,
+        "not_after": cert.not_after.isoformat(),
+        "revoked": cert.revoked,
+        "expired": cert.not_after <= now,
+        "expiring_soon": not cert.revoked and expires_soon(cert.not_after, now),
     }
 
 
 def _live_certs(info: dict[str, Any]) -> int:
     return sum(not c["revoked"] for c in info["certificates"])
+
+
+def _list_lines(info: dict[str, Any]) -> list[str]:
+    """A system's line in `axis agency list`, and one per certificate to renew."""
+    lines = [f"{info['system_id']:20} {'active' if info['active'] else 'SUSPENDED':9} "
+             f"{info['serves_count']:3} organ(s)  {_live_certs(info)} cert(s)  {info['name']}"]
+    for c in info["certificates"]:
+        if c["expiring_soon"]:
+            state = "EXPIRED" if c["expired"] else "expires"
+            lines.append(f"{'':20} certificate {c['fingerprint'][:16]} {state} "
+                         f"{c['not_after'][:10]}")  # fmt: skip
+    return lines
 
 
 def _show_lines(info: dict[str, Any]) -> list[str]:
@@ -375,6 +368,8 @@ def _show_lines(info: dict[str, Any]) -> list[str]:
     ]
     for c in info["certificates"]:
         state = "REVOKED" if c["revoked"] else f"valid until {c['not_after'][:10]}"
+        if c["expiring_soon"]:
+            state = f"EXPIRED {c['not_after'][:10]}" if c["expired"] else f"{state} (soon)"
         lines.append(f"  {c['fingerprint']}  {state}  {c['subject']}")
     return lines
 

@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import typer
 
 from axis.commands.common import HomeOption, JsonOption, emit, reporting
+from axis.commands.hub_status import status
 from axis.errors import InvalidSettings
 from axis.provision import Management, generate_password, hub_permissions
 from axis.settings import DEFAULT_AMQP_URL, Settings, load_settings
@@ -39,7 +40,7 @@ UPDATED = "updated"
 FULL = {"configure": ".*", "write": ".*", "read": ".*"}
 
 app = typer.Typer(
-    help="The hub's broker: virtual host, accounts, permissions, topology.",
+    help="The hub's broker (virtual host, accounts, permissions, topology) and its status.",
     no_args_is_help=True,
 )
 
@@ -239,5 +240,7 @@ def _set_key(text: str, key: str, value: str) -> str:
             return re.sub(pattern, lambda _: line, text, count=1, flags=re.MULTILINE)
     return text.rstrip("\n") + "\n" + line + "\n"
 
+
+app.command("status")(status)
 
 __all__ = ["app", "init_broker", "init_broker_lines", "set_up_broker", "setup", "setup_lines"]

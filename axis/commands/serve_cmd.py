@@ -19,6 +19,7 @@ from axis.errors import AuthenticationFailed, BrokerUnreachable, InvalidSettings
 from axis.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from axis.metrics import HubMetrics
     from routing.hub_config import HubConfig
 
 HomeOption = typer.Option(
@@ -47,31 +48,29 @@ def serve(
 
 async def _serve_one(settings: Settings, index: int) -> None:
     from axis.evidence.service import EvidenceService
-    from axis.metrics import HubMetrics
     from axis.pki_files import load_credential
     from axis.receipts import HubReceiptSigner
+    from axis.revocation import service_for
     from axis.store import Store
     from routing.hub import Hub
 
-    store = Store(settings.db_url, evidence_log=settings.evidence_log)
+    store = Store(settings.db_url, evidence_log=settings.evidence_log,
+                  pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     store.create_all()
-    metrics = HubMetrics()
-    if settings.metrics_port:
-        try:
-            metrics.serve(settings.metrics_port + index)
-        except OSError as exc:
-            store.dispose()
-            raise InvalidSettings(
-                f"cannot serve /metrics on port {settings.metrics_port + index}: {exc.strerror}; "
-                f"set metrics_port in {settings.config_path} (0 turns it off)"
-            ) from None
+    try:
+        metrics = serve_metrics(settings, index)
+    except InvalidSettings:
+        store.dispose()
+        raise
     hub_key = load_credential(settings.hub_key_path, settings.hub_cert_path)
     evidence = None
     if settings.evidence_log:
         evidence = EvidenceService(store, hub_key, tsa_url=settings.log_tsa_url,
                                    on_unstamped=metrics.head_unstamped)  # fmt: skip
+    revocation = service_for(settings, on_warning=metrics.revocation_warning,
+                             on_fetch_failure=metrics.revocation_fetch_failed)  # fmt: skip
     hub = Hub(hub_config(settings), store, HubReceiptSigner(hub_key), metrics,
-              evidence=evidence)  # fmt: skip
+              evidence=evidence, revocation=revocation)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,6 +83,28 @@ async def _serve_one(settings: Settings, index: int) -> None:
     finally:
         await hub.stop()
         store.dispose()
+
+
+def serve_metrics(settings: Settings, index: int) -> HubMetrics:
+    """Worker ``index``'s metrics, served on ``metrics_port + index`` (not at all when
+    ``metrics_port`` is 0). Worker 0 alone also exports the depth of Axis's queues, read
+    through the management API when scraped: one reading per hub, not one per worker."""
+    from axis.metrics import HubMetrics
+    from axis.queues import queue_reader
+
+    metrics = HubMetrics()
+    if not settings.metrics_port:
+        return metrics
+    if index == 0:
+        metrics.watch_queues(queue_reader(settings.management_url, settings.vhost))
+    try:
+        metrics.serve(settings.metrics_port + index)
+    except OSError as exc:
+        raise InvalidSettings(
+            f"cannot serve /metrics on port {settings.metrics_port + index}: {exc.strerror}; "
+            f"set metrics_port in {settings.config_path} (0 turns it off)"
+        ) from None
+    return metrics
 
 
 async def _start(hub: Any, settings: Settings) -> None:
@@ -143,6 +164,7 @@ def hub_config(settings: Settings) -> HubConfig:
 
     return HubConfig(
         amqp_url=settings.amqp_url,
+        amqp_failover=settings.amqp_failover,
         prefetch=settings.prefetch,
         max_submission_bytes=settings.max_submission_bytes,
         queue_type=settings.queue_type,
@@ -151,4 +173,5 @@ def hub_config(settings: Settings) -> HubConfig:
         rate_per_second=float(settings.rate_per_second),
         rate_burst=settings.rate_burst,
         log_head_seconds=float(settings.log_head_seconds),
+        revocation_refresh_seconds=float(settings.revocation_refresh_seconds),
     )

@@ -30,6 +30,7 @@ from axis.evidence.errors import (
 )
 from axis.evidence.heads import VerifiedHead, verify_head
 from axis.evidence.merkle import leaf_hash, verify_inclusion
+from axis.evidence.revocation_audit import audit_revocation
 from axis.evidence.timestamps import VerifiedTimestamp, verify_timestamp
 from axis.receipts import VerifiedReceipt, describe, verify_receipt
 from envelopes.errors import AxisError
@@ -39,12 +40,12 @@ from signing.keys import fingerprint, load_certificate, load_certificates, organ
 from signing.verify import VerifyPolicy
 
 CHECKS = ("bundle", "head", "timestamp", "proofs", "receipts", "subject", "registration",
-          "package")  # fmt: skip
+          "revocation", "package")  # fmt: skip
 Roots = Sequence[x509.Certificate] | None  # TSA trust anchors; None: the token's own signature
 # What each check relies on; registration and package look only at the receipts that are
 # about the subject, so another receipt's mismatch does not stop them.
 _NEEDS = {"proofs": ("head",), "subject": ("receipts",), "package": ("receipts",),
-          "registration": ("head", "proofs", "receipts")}  # fmt: skip
+          "registration": ("head", "proofs", "receipts"), "revocation": ("receipts",)}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,15 @@ class _Audit:
                           "registration to prove")
         return None, (f"for every accepted receipt ({len(targets)}), the sender's signing "
                       "certificate was registered to it before, and not revoked")
+
+    def check_revocation(self) -> Outcome:
+        changes = [c for e in self.entries if e.type == "registry"
+                   if (c := _change(e.payload)) is not None]  # fmt: skip
+        accepted = [v.receipt for _, v in self.about if v.receipt.event == "accepted"]
+        anchors = (*self.policy.trust_anchors, *self.policy.pinned)
+        code, details, facts = audit_revocation(self.bundle.revocation, accepted, changes, anchors)
+        self.facts += facts
+        return code, _first(details)
 
     def check_package(self) -> Outcome:
         packages = [(name, data) for name, data in (("package given", self.package),

@@ -1,7 +1,8 @@
 """Evidence bundles as data and as ZIP files (pure; see docs/evidence.md, "Evidence bundles").
 
 A bundle holds a signed tree head (and its RFC 3161 token), the hub certificate, the log
-entries about one document with their inclusion proofs, and optionally the package.
+entries about one document with their inclusion proofs, optionally the package, and the
+CAs' CRLs and OCSP responses the hub checked the signers against (when it checked any).
 :func:`write_bundle` makes a deterministic ZIP of it (fixed times, sorted names), and
 :func:`read_bundle` reads one back, refusing anything that is not a well-formed bundle
 with :class:`~axis.evidence.errors.BundleMalformed`. Reading checks form only: whether
@@ -10,6 +11,7 @@ the files prove anything is :mod:`axis.evidence.audit`'s business.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -32,6 +34,7 @@ TIMESTAMP_FILE = "head.tsr"
 HUB_CERTIFICATE_FILE = "hub.pem"
 PACKAGE_FILE = "package.edxml"
 ENTRY_TYPES = ("receipt", "registry")
+REVOCATION_KINDS = ("crl", "ocsp")
 SUBJECT_KEYS = ("document_organ", "document_id", "consignment")
 
 MAX_ENTRIES = 10_000
@@ -44,6 +47,7 @@ MAX_INDEX = 2**63 - 1
 _EXTENSIONS = {"receipt": "xml", "registry": "json"}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP can record: no clock in the file
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_REVOCATION = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +72,25 @@ class BundleEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RevocationFile:
+    """A CA's CRL or OCSP response (DER, byte for byte) the hub relied on for a signer."""
+
+    kind: str
+    der: bytes
+
+    @property
+    def file(self) -> str:
+        """Its file name in the archive: ``revocation/<SHA-256>.crl`` (or ``.ocsp``)."""
+        return f"revocation/{hashlib.sha256(self.der).hexdigest()}.{self.kind}"
+
+
+@dataclass(frozen=True, slots=True)
 class Bundle:
     """An evidence bundle: ``subject`` (``document_organ``, ``document_id``,
     ``consignment``), the signed ``head`` and its ``timestamp`` token (DER, or None), the
     ``hub_certificate`` (PEM), the ``entries`` (by index), the ``package`` if exported
-    with it, and when it was exported."""
+    with it, when it was exported, and the ``revocation`` material (optional: a bundle
+    without it is as valid as before)."""
 
     subject: dict[str, str | None]
     head: bytes
@@ -81,6 +99,7 @@ class Bundle:
     entries: tuple[BundleEntry, ...]
     package: bytes | None
     exported_at: datetime
+    revocation: tuple[RevocationFile, ...] = ()
 
 
 def entry_bytes(type_: str, payload: bytes) -> bytes:
@@ -115,7 +134,10 @@ def manifest_of(bundle: Bundle) -> dict[str, Any]:
             {"file": e.file, "type": e.type, "index": e.index, "path": [h.hex() for h in e.path]}
             for e in sorted(bundle.entries, key=lambda e: e.index)
         ],
-    }
+        # Only when present: a bundle without it keeps the manifest it always had.
+        **({"revocation": [{"file": r.file, "kind": r.kind} for r in _unique(bundle.revocation)]}
+           if bundle.revocation else {}),
+    }  # fmt: skip
 
 
 def write_bundle(bundle: Bundle) -> bytes:
@@ -123,11 +145,15 @@ def write_bundle(bundle: Bundle) -> bytes:
     for entry in bundle.entries:
         if entry.type not in ENTRY_TYPES:
             raise ValueError(f"unknown entry type {entry.type!r}")
+    for material in bundle.revocation:
+        if material.kind not in REVOCATION_KINDS:
+            raise ValueError(f"unknown revocation material {material.kind!r}")
     files = {
         MANIFEST: json.dumps(manifest_of(bundle), ensure_ascii=False, indent=2).encode() + b"\n",
         HEAD_FILE: bundle.head,
         HUB_CERTIFICATE_FILE: bundle.hub_certificate,
         **{entry.file: entry.payload for entry in bundle.entries},
+        **{material.file: material.der for material in bundle.revocation},
     }
     if bundle.timestamp is not None:
         files[TIMESTAMP_FILE] = bundle.timestamp
@@ -244,7 +270,31 @@ def _bundle(manifest: dict[str, Any], read: Callable[[str], bytes]) -> Bundle:
         entries=tuple(sorted(entries, key=lambda e: e.index)),
         package=read(package) if package is not None else None,
         exported_at=exported_at,
+        revocation=_revocation(manifest, read),
     )
+
+
+def _revocation(manifest: dict[str, Any], read: Callable[[str], bytes]) -> tuple[
+        RevocationFile, ...]:  # fmt: skip
+    """The optional ``revocation`` list: each a CRL or OCSP response named by its SHA-256."""
+    listed = manifest.get("revocation", [])
+    if not isinstance(listed, list) or len(listed) > MAX_REVOCATION:
+        raise BundleMalformed(f"manifest.json: 'revocation' is not a list of at most "
+                              f"{MAX_REVOCATION} files")  # fmt: skip
+    found = []
+    for item in listed:
+        if not isinstance(item, dict) or item.get("kind") not in REVOCATION_KINDS:
+            raise BundleMalformed("manifest.json: a revocation file is not {\"file\", \"kind\": "
+                                  "\"crl\" or \"ocsp\"}")  # fmt: skip
+        material = RevocationFile(item["kind"], read(_field(item, "file", str)))
+        if material.file != item["file"]:
+            raise BundleMalformed(f"{item['file']!r} is not named by its SHA-256 and kind")
+        found.append(material)
+    return tuple(found)
+
+
+def _unique(materials: tuple[RevocationFile, ...]) -> list[RevocationFile]:
+    return sorted({m.file: m for m in materials}.values(), key=lambda m: m.file)
 
 
 def _entry(item: Any, read: Callable[[str], bytes]) -> BundleEntry:

@@ -100,3 +100,17 @@ class Inconsistent(AuditError):
     consistency proof fails), or two heads of one size with different roots."""
 
     code = "audit.inconsistent"
+
+
+class RevocationEvidenceInvalid(AuditError):
+    """A CRL or OCSP response in the bundle that does not verify against ``--trust`` (not
+    signed by the signer's CA or its OCSP responder) or is about none of the signers."""
+
+    code = "audit.revocation_invalid"
+
+
+class SignerRevoked(AuditError):
+    """The bundled CRL or OCSP response of a signer's CA shows the certificate revoked
+    before the hub accepted the package it signed."""
+
+    code = "audit.signer_revoked"

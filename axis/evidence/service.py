@@ -20,9 +20,11 @@ from axis.evidence.heads import TreeHead, sign_head, verify_head
 from axis.evidence.log import LogEntry, StoredHead
 from axis.evidence.timestamps import request_timestamp
 from axis.store import Store
+from axis.store_revocation import revocation_of_consignment, revocation_of_document
 from envelopes.errors import AxisError
 from routing.values import DocumentParties
 from signing.keys import SigningKey
+from signing.revocation import RevocationEvidence
 from signing.verify import VerifyPolicy
 
 log = logging.getLogger("axis.evidence")
@@ -151,17 +153,20 @@ class EvidenceService:
         original = self.store.find_document(organ, document_id)
         subject = {"document_organ": organ, "document_id": document_id,
                    "consignment": consignment}  # fmt: skip
-        return self._material(entries, subject, original.raw if original else None)
+        revocation = revocation_of_document(self.store.engine, organ, document_id, members)
+        return self._material(entries, subject, original.raw if original else None, revocation)
 
     def consignment_evidence(self, submitter: str, message_id: str) -> dict[str, Any]:
         """Bundle material for one consignment that names no document it is a party to."""
         entries = self.store.log_entries_about(consignment=(submitter, message_id))
         subject = {"document_organ": None, "document_id": None, "consignment": message_id}
-        return self._material(entries, subject, None)
+        revocation = revocation_of_consignment(self.store.engine, submitter, message_id)
+        return self._material(entries, subject, None, revocation)
 
     def _material(
-        self, entries: Sequence[LogEntry], subject: dict[str, str | None], package: bytes | None
-    ) -> dict[str, Any]:
+        self, entries: Sequence[LogEntry], subject: dict[str, str | None], package: bytes | None,
+        revocation: Sequence[RevocationEvidence] = (),
+    ) -> dict[str, Any]:  # fmt: skip
         if not entries:
             raise LogEntryNotFound("the log holds nothing about that document or consignment")
         unique = sorted({e.index: e for e in entries}.values(), key=lambda e: e.index)
@@ -177,6 +182,9 @@ class EvidenceService:
                         for e, path in zip(unique, self.store.inclusion_proofs(
                             [e.index for e in unique], head.tree_size), strict=True)],
             "package": _b64(package),
+            # The CAs' CRLs and OCSP responses the hub checked the signers against, if any.
+            **({"revocation": [{"kind": r.kind, "sha256": r.sha256, "der": _b64(r.der)}
+                               for r in revocation]} if revocation else {}),
         }  # fmt: skip
 
 
