@@ -317,17 +317,20 @@ def _route_document(package: DocumentPackage, registry: RegistryView) -> tuple[D
     return tuple(Delivery(s, tuple(o)) for s, o in by_system.items())
 
 
-def route_status(pending: NeedsParties, candidates: Sequence[DocumentParties]) -> Verdict:
+def route_status(
+    pending: NeedsParties, candidates: Sequence[DocumentParties], registry: RegistryView
+) -> Verdict:
     """Route a verified status package to the other party of its document; never raises.
 
-    ``candidates`` are the accepted documents carrying the status's DocumentId (of its
-    ``ResponseFor/OrganId`` when it names one). The status is about the one the
+    ``candidates`` are the accepted documents carrying the status's DocumentId; when its
+    ``ResponseFor/OrganId`` names an organ, only those of that organ count, by any of the
+    organ's codes in ``registry`` (QCVN 102, Decision 20, old). The status is about the one the
     submitting system is a party to; a system that is a party to none gets
     ``status.not_a_party`` whether or not such a document exists, so a status cannot
     probe for others' documents.
     """
     try:
-        return _route_status(pending, _document_of(pending, candidates))
+        return _route_status(pending, _document_of(pending, candidates, registry))
     except AxisError as error:
         return Rejected(
             pending.submission,
@@ -341,12 +344,15 @@ def route_status(pending: NeedsParties, candidates: Sequence[DocumentParties]) -
         )
 
 
-def _document_of(pending: NeedsParties, candidates: Sequence[DocumentParties]) -> DocumentParties:
+def _document_of(
+    pending: NeedsParties, candidates: Sequence[DocumentParties], registry: RegistryView
+) -> DocumentParties:
     package, system_id = pending.package, pending.sender_system
     organ = package.response_for.organ_id
+    named = registry.canonical_organ(organ) if organ else ""
     mine = [
         parties for parties in candidates
-        if (not organ or parties.sender_organ == organ)
+        if (not organ or registry.canonical_organ(parties.sender_organ) == named)
         and (system_id == parties.sender_system or system_id in parties.recipients)
     ]  # fmt: skip
     if not mine:

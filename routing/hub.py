@@ -257,11 +257,12 @@ class Hub:
         receipt_id = str(uuid.uuid4())
         verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
         if isinstance(verdict, NeedsParties):
-            about = verdict.package.response_for
+            # Every organ's documents of that id: ResponseFor/OrganId may use another of
+            # the sender organ's codes than its From did (route_status compares them).
             candidates = await self._in_io(
-                self.store.documents_named, about.document_id, about.organ_id or None
+                self.store.documents_named, verdict.package.response_for.document_id
             )
-            verdict = route_status(verdict, candidates)
+            verdict = route_status(verdict, candidates, ctx.registry)
             records = await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.signer)
         assert records is not None  # a final verdict always comes with its records
         return verdict, records

@@ -69,6 +69,10 @@ class RegistryView(Protocol):
         """The id of the system serving ``organ_id`` (None: unknown or unserved)."""
         ...
 
+    def canonical_organ(self, code: str) -> str:
+        """The organ's primary id for any of its codes; an unknown code stays as it is."""
+        ...
+
     def serves(self, system_id: str, organ_id: str) -> bool:
         """True when ``system_id`` is the system serving ``organ_id``."""
         ...

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,9 @@ from axis.settings import write_default_config
 from axis.store import Store
 from bench.bench_directory import write_files
 from cli import app
+from envelopes.builder import response_for_document, status_package
+from envelopes.model import DocumentPackage, Organization, StatusPackage
+from envelopes.status_codes import StatusCode
 from tests.clikit import organ
 from tests.hubkit import HubKit, document, take
 
@@ -310,6 +315,19 @@ async def test_documents_route_by_either_form_on_the_real_hub(kit: HubKit) -> No
     [item] = await take(recipient.client, 1, accept=lambda i: i.kind == "edoc")
     assert item.recipient_organs == (b_d20,) and item.sender_system == a_d20
     assert item.package is not None and item.package.sender.organ_id == a_qcvn
+    # A status naming the document's sender organ by its other code is about that document.
+    assert isinstance(item.package, DocumentPackage)
+    about = replace(response_for_document(item.package), organ_id=a_d20)
+    status = status_package(Organization(b_qcvn), about, StatusCode.ACCEPTED, "vào sổ",
+                            datetime.now(UTC))  # fmt: skip
+    answer = await recipient.client.send(recipient.client.sign(status), kind="status")
+    answered = await recipient.client.wait_receipt(answer, 15)
+    assert answered.receipt.event == "accepted", answered.receipt
+    taken = await take(sender.client, 2, accept=lambda i: i.kind == "status")
+    statuses = [i.package for i in taken]
+    assert {(p.status_code, p.response_for.organ_id) for p in statuses
+            if isinstance(p, StatusPackage)} == {(StatusCode.ARRIVED, a_qcvn),
+                                                 (StatusCode.ACCEPTED, a_d20)}  # fmt: skip
 
 
 # -- axis directory lookup ------------------------------------------------------------------
