@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -37,7 +38,10 @@ N = 111_339
 PROVINCES, MINISTRIES, DEPARTMENTS = 63, 30, 40
 PROBES = 500_000
 DEPT_SYSTEMS = 200
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# A role that may create databases: by default the test suite's own (.ci/postgres-test-db),
+# reached with its password as on a stock Debian server.
+ADMIN_URL = os.environ.get("AXIS_BENCH_POSTGRES_URL",
+                           "postgresql://axis_test:axis-test-only@127.0.0.1:5432/axis_test")
 
 
 def roots() -> list[tuple[str, str, str]]:

@@ -14,7 +14,7 @@ import psycopg
 
 from axis.registry import OrganRow
 from axis.store import Store
-from bench.bench_directory import N, national_directory, roots
+from bench.bench_directory import ADMIN_URL, N, national_directory, roots
 
 
 def synthetic() -> tuple[list[OrganRow], list[str]]:
@@ -69,11 +69,11 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         run(f"sqlite:///{tmp}/bench.db", "SQLite")
     name = "bench" + uuid.uuid4().hex[:8]
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    admin = ADMIN_URL
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        run(f"postgresql://postgres@127.0.0.1:5432/{name}", "PostgreSQL")
+        run(admin.rsplit("/", 1)[0] + "/" + name, "PostgreSQL")
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
