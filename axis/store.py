@@ -4,8 +4,9 @@ SQLite (WAL, busy timeout) by default, PostgreSQL by URL, with the same code.
 Methods are synchronous; the async hub calls them in a worker thread. Plain frozen
 dataclasses cross this API, never ORM objects. Routing never queries per message:
 it reads the :class:`~axis.registry.RegistrySnapshot` from :meth:`Store.load_snapshot`.
-The registry half lives in :mod:`axis.store_registry`; this class adds what the hub
-pipeline records, and implements :class:`routing.ports.HubStore`.
+The registry half lives in :mod:`axis.store_registry`, the document and trace reads in
+:mod:`axis.store_documents`; this class adds what the hub pipeline records, and
+implements :class:`routing.ports.HubStore`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from sqlmodel import SQLModel
 from axis.errors import StoreUnavailable
 from axis.evidence import log as evidence_log
 from axis.evidence.log import LogStore, NewEntry
+from axis.store_documents import DocumentReads, accepted_edoc
 from axis.store_model import DELIVS, DOCS, EVENTS, LOG_STATE, REFUSALS, SUBS, TABLES
 from axis.store_registry import RegistryStore
 from axis.store_revocation import keep_revocation
 from axis.store_rows import (
-    delivery_record,
     delivery_values,
-    event_record,
     event_values,
     submission_record,
     submission_values,
@@ -40,7 +40,6 @@ from routing.values import (
     RETRYABLE_CODES,
     DeliveryRecord,
     DocumentIdTaken,
-    DocumentParties,
     DuplicateSubmission,
     NewSubmission,
     SubmissionRecord,
@@ -53,7 +52,7 @@ DEFAULT_POOL_SIZE = 5
 DEFAULT_MAX_OVERFLOW = 5
 
 
-class Store(RegistryStore, LogStore):
+class Store(RegistryStore, DocumentReads, LogStore):
     """The hub database behind a SQLAlchemy URL (``sqlite:///…`` or ``postgresql://…``).
 
     Every receipt it stores and every registry change it makes is appended to the
@@ -210,7 +209,7 @@ class Store(RegistryStore, LogStore):
         of each recipient system counts; returns the number of deliveries changed (0
         when this system had confirmed already, or was never delivered a copy).
         """
-        accepted = sa.select(SUBS.c.id).where(*_accepted_edoc(document_organ, document_id))
+        accepted = sa.select(SUBS.c.id).where(*accepted_edoc(document_organ, document_id))
         query = sa.update(DELIVS).where(
             DELIVS.c.submission_id.in_(accepted),
             DELIVS.c.system_id == system_id,
@@ -255,108 +254,6 @@ class Store(RegistryStore, LogStore):
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
 
-    def trace(self, document_id_or_message_id: str) -> list[TraceEvent]:
-        """Every event naming this document id or message id, in time order (operators)."""
-        key = document_id_or_message_id
-        return self._events(sa.or_(EVENTS.c.document_id == key, EVENTS.c.message_id == key))
-
-    def trace_document(self, document_id_or_message_id: str) -> list[TraceEvent]:
-        """The whole timeline of a document, named by its id or by one consignment id.
-
-        For the operator on the hub host, who sees every system's events; the query
-        API answers systems with :meth:`document_events` and :meth:`consignment_events`.
-        """
-        events = self.trace(document_id_or_message_id)
-        document_id = next((e.document_id for e in events if e.document_id), None)
-        if document_id and document_id != document_id_or_message_id:
-            return self.trace(document_id)
-        return events
-
-    def document_events(self, document_organ: str, document_id: str) -> list[TraceEvent]:
-        """Every event about document (organ, id), in time order."""
-        return self._events(EVENTS.c.document_organ == document_organ,
-                            EVENTS.c.document_id == document_id)  # fmt: skip
-
-    def consignment_events(self, submitter: str, message_id: str) -> list[TraceEvent]:
-        """Every event about consignment ``message_id`` of system ``submitter``."""
-        return self._events(EVENTS.c.submitter == submitter, EVENTS.c.message_id == message_id)
-
-    def _events(self, *where: sa.ColumnElement[bool]) -> list[TraceEvent]:
-        query = sa.select(EVENTS).where(*where).order_by(EVENTS.c.at, EVENTS.c.id)
-        with self.engine.connect() as conn:
-            return [event_record(row) for row in conn.execute(query).all()]
-
-    def documents_named(
-        self, document_id: str, sender_organ: str | None = None
-    ) -> list[DocumentParties]:
-        """The parties of every accepted document with this id (of one sender organ, if
-        given): one entry per sender organ, oldest first."""
-        # Only the organs, oldest first: a status must not load every package's bytes.
-        first = sa.func.min(SUBS.c.id)
-        query = (sa.select(SUBS.c.document_organ)
-                 .where(SUBS.c.document_id == document_id, SUBS.c.outcome == "accepted",
-                        SUBS.c.kind == "edoc", SUBS.c.document_organ.is_not(None))
-                 .group_by(SUBS.c.document_organ).order_by(first))  # fmt: skip
-        if sender_organ is not None:
-            query = query.where(SUBS.c.document_organ == sender_organ)
-        with self.engine.connect() as conn:
-            organs = [str(organ) for organ in conn.execute(query).scalars()]
-        found = [self.document_parties(organ, document_id) for organ in organs]
-        return [parties for parties in found if parties is not None]
-
-    def document_parties(self, document_organ: str, document_id: str) -> DocumentParties | None:
-        """Sender (system, organ) and recipient systems → organs of an accepted document."""
-        original = self.find_document(document_organ, document_id)
-        if original is None:
-            return None
-        recipients: dict[str, tuple[str, ...]] = {}
-        for delivery in self.deliveries(document_organ, document_id):
-            merged = recipients.get(delivery.system_id, ()) + delivery.organs
-            recipients[delivery.system_id] = tuple(dict.fromkeys(merged))
-        return DocumentParties(document_id, original.user_id, document_organ, recipients,
-                               original.message_id, original.sha256)  # fmt: skip
-
-    def parties(self, document_organ: str, document_id: str) -> set[str]:
-        """Sender and recipient systems of document (organ, id)."""
-        found = self.document_parties(document_organ, document_id)
-        return set() if found is None else {found.sender_system, *found.recipients}
-
-    def delivered_receipts(self, document_organ: str, document_id: str) -> list[bytes]:
-        """The signed "delivered" receipts of a document, in delivery order."""
-        query = sa.select(DELIVS.c.receipt).join(SUBS).where(
-            *_accepted_edoc(document_organ, document_id), DELIVS.c.receipt.is_not(None))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(DELIVS.c.delivered_at, DELIVS.c.system_id))
-            return [bytes(receipt) for receipt in rows.scalars()]
-
-    def find_document(self, document_organ: str, document_id: str) -> SubmissionRecord | None:
-        """The first accepted package of document (organ, id)."""
-        query = sa.select(SUBS).where(*_accepted_edoc(document_organ, document_id))
-        with self.engine.connect() as conn:
-            row = conn.execute(query.order_by(SUBS.c.id).limit(1)).first()
-        return None if row is None else submission_record(row)
-
-    def deliveries(self, document_organ: str, document_id: str) -> list[DeliveryRecord]:
-        """The deliveries of the accepted packages of document (organ, id)."""
-        query = sa.select(DELIVS).join(SUBS).where(*_accepted_edoc(document_organ, document_id))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(DELIVS.c.submission_id, DELIVS.c.system_id))
-            return [delivery_record(row) for row in rows]
-
-    def submission_deliveries(self, submission_id: int) -> list[DeliveryRecord]:
-        """The copies one stored submission was routed to."""
-        query = sa.select(DELIVS).where(DELIVS.c.submission_id == submission_id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(DELIVS.c.system_id))
-            return [delivery_record(row) for row in rows]
-
-    def get_receipt(self, user_id: str, message_id: str) -> bytes | None:
-        query = sa.select(SUBS.c.receipt).where(
-            SUBS.c.user_id == user_id, SUBS.c.message_id == message_id)
-        with self.engine.connect() as conn:
-            receipt = conn.execute(query).scalar()
-        return None if receipt is None else bytes(receipt)
-
 
 # -- helpers -----------------------------------------------------------------------------
 
@@ -397,13 +294,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _accepted_edoc(document_organ: str, document_id: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (SUBS.c.document_organ == document_organ, SUBS.c.document_id == document_id,
-            SUBS.c.outcome == "accepted", SUBS.c.kind == "edoc")  # fmt: skip
-
-
 
 
 _INSERT_SUBMISSION = sa.insert(SUBS)

@@ -23,19 +23,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from envelopes.errors import AxisError
-from envelopes.model import StatusPackage
-from envelopes.parser import parse_package
 from routing.admission import RateLimiter
 from routing.amqp import broker_urls, connect_robust_any, tolerate_invalid_short_strings
 from routing.answers import StatusAnswers, make_heads_forever
 from routing.batching import Batcher
-from routing.contract import receipt_message
 from routing.decide import (
     Accepted,
     HubContext,
@@ -44,8 +39,9 @@ from routing.decide import (
     Submission,
     route_status,
 )
-from routing.errors import DocumentIdReused, DuplicateConflict, HubUnavailable, RateLimited
+from routing.errors import RateLimited
 from routing.hub_config import HubConfig
+from routing.hub_replies import HubReplies
 from routing.outbox import Outbox
 from routing.ports import (
     EvidenceKeeper,
@@ -56,7 +52,7 @@ from routing.ports import (
     RevocationKeeper,
 )
 from routing.queries import QueryHandler
-from routing.records import Records, conflict_receipt, decide_and_record, records_for
+from routing.records import Records, decide_and_record, records_for
 from routing.registry_cache import RegistryCache
 from routing.retry import Origin, origin_of
 from routing.revocation_refresh import RevocationRefresher
@@ -67,16 +63,14 @@ from routing.values import (
     DuplicateSubmission,
     NewSubmission,
     SubmissionRecord,
-    sha256_hex,
 )
 
 log = logging.getLogger("axis.hub")
 PARK_FAILED_PAUSE = 1.0  # seconds before a submission that could not be parked goes back
-T = TypeVar("T")
 _Stored = SubmissionRecord | DuplicateSubmission | DocumentIdTaken
 
 
-class Hub:
+class Hub(HubReplies):
     """One hub worker. Several may compete on ``axis.submit``.
 
     It is given its store, receipt signer and monitor (:mod:`routing.ports`);
@@ -267,15 +261,6 @@ class Hub:
         assert records is not None  # a final verdict always comes with its records
         return verdict, records
 
-    async def _refuse(self, sub: Submission, error: AxisError) -> tuple[Rejected, Records]:
-        """A rejection the edge decides (rate, reused DocumentId, gave up), with its records."""
-        verdict = Rejected(sub, sha256_hex(sub.body), error, kind=sub.routing_key,
-                           sender_system=sub.user_id or "")  # fmt: skip
-        records = await self._in_cpu(
-            records_for, verdict, str(uuid.uuid4()), self._clock(), self.signer
-        )
-        return verdict, records
-
     async def _settle(
         self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records
     ) -> None:
@@ -300,65 +285,7 @@ class Hub:
             self.monitor.rejected(verdict.kind, verdict.code)
             log.info("rejected %s from %s: %s", verdict.submission.message_id,
                      verdict.submission.user_id, verdict.error)  # fmt: skip
-        await self.outbox.receipt(message, stored, self._registered(stored.user_id))
-        self._receipt_sent(message)
-        await message.ack()
-
-    async def _document_id_reused(self, verdict: Accepted | Rejected) -> tuple[Rejected, Records]:
-        organ, document_id = verdict.sender_organ, verdict.document_id
-        return await self._refuse(verdict.submission, DocumentIdReused(
-            f"organ {organ} sent another package as document {document_id!r} before; "
-            "a new package needs a new DocumentId (or an update/replace/revoke business "
-            "type)", organ_id=organ, document_id=document_id))  # fmt: skip
-
-    def _registered(self, user_id: str) -> bool:
-        return bool(user_id) and self._registry.snapshot.system(user_id) is not None
-
-    @property
-    def outbox(self) -> Outbox:
-        assert self._outbox is not None, "the hub is not started"
-        return self._outbox
-
-    async def _answer_duplicate(
-        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord,
-        *, republish: bool,
-    ) -> None:  # fmt: skip
-        # Hashing and parsing a body of up to max_submission_bytes stay off the event loop.
-        if existing.sha256 != await self._in_cpu(sha256_hex, sub.body):
-            await self._reject_conflict(message, sub, existing)
-            return
-        self.monitor.duplicate()
-        if republish and existing.outcome == "accepted" and existing.id is not None:
-            # A redelivery or retry: the first attempt may have died between persisting and
-            # publishing, so publish the stored routing again (recipients de-duplicate).
-            deliveries = await self._in_io(self.store.submission_deliveries, existing.id)
-            status = (await self._in_cpu(_status_code_of, existing)
-                      if existing.kind == "status" else None)  # fmt: skip
-            await self.outbox.stored_deliveries(existing, deliveries, status)
-        await self.outbox.receipt(message, existing, self._registered(existing.user_id))
-        self._receipt_sent(message)
-        await message.ack()
-
-    async def _reject_conflict(
-        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
-    ) -> None:
-        error = DuplicateConflict(
-            f"consignment {sub.message_id!r} was submitted before with different content"
-        )
-        receipt = conflict_receipt(sub, error, str(uuid.uuid4()), self._clock())
-        receipt_xml = await self._in_cpu(self.signer.sign, receipt)
-        self.monitor.rejected(sub.routing_key, error.code)
-        await self.outbox.to_inbox(
-            receipt_message(receipt_xml=receipt_xml, receipt_id=receipt.receipt_id,
-                            consignment=sub.message_id or "", event="rejected",
-                            error_code=error.code),
-            existing.user_id,
-        )  # fmt: skip
-        self._receipt_sent(message)
-        # The conflicting bytes are kept for inspection in axis.dead, saying why.
-        await self.outbox.dead(message, Origin(sub.user_id), 0, error.code, error.reason)
-        self.monitor.dead_lettered(error.code)
-        await message.ack()
+        await self._receipt_and_ack(message, stored)
 
     async def _after_failure(
         self, message: AbstractIncomingMessage, origin: Origin, exc: Exception
@@ -382,47 +309,6 @@ class Hub:
             await asyncio.sleep(PARK_FAILED_PAUSE)
             await message.nack(requeue=True)
 
-    async def _give_up(
-        self, message: AbstractIncomingMessage, origin: Origin, attempt: int, error: str
-    ) -> None:
-        failure = HubUnavailable(f"the hub could not process the submission after {attempt} "
-                                 "attempts; it is kept in axis.dead for the operator")
-        sub = Submission(bytes(message.body), message.routing_key or "", message.message_id,
-                         origin.user_id)  # fmt: skip
-        self.monitor.gave_up()
-        await self.outbox.dead(message, origin, attempt, failure.code, error)
-        self.monitor.dead_lettered(failure.code)
-        stored = None
-        if sub.user_id and sub.message_id:
-            try:
-                stored = await self._in_io(self.store.find_submission, sub.user_id,
-                                           sub.message_id)  # fmt: skip
-            except Exception:  # the store is what failed: it cannot say; the refusal stands
-                log.warning("store unreadable while giving up on %s", sub.message_id)
-        if stored is not None and stored.error_code not in RETRYABLE_CODES:
-            # Decided and stored before what kept failing (publishing its copies): the stored
-            # receipt is the outcome; a hub.unavailable receipt would contradict it. The
-            # dead letter keeps the copies to publish (axis dead replay republishes them).
-            record = stored
-        else:
-            _verdict, (record, _, _) = await self._refuse(sub, failure)
-            self.monitor.rejected(sub.routing_key, failure.code)
-        if self._registered(record.user_id):
-            await self.outbox.receipt(message, record, True)
-            self._receipt_sent(message)
-
-    def _receipt_sent(self, message: AbstractIncomingMessage) -> None:
-        taken = self._taken_at.get(message.delivery_tag)
-        if taken is not None:
-            self.monitor.receipt_sent(asyncio.get_running_loop().time() - taken)
-
-    # -- threads -------------------------------------------------------------------------
-
-    async def _in_cpu(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)
-
-    async def _in_io(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
 
 _DecideItem = tuple[Submission, HubContext, str, ReceiptSigner]
@@ -443,8 +329,3 @@ _REFRESH_CODES = frozenset(
         "sender.system_suspended",
     }
 )
-
-
-def _status_code_of(record: SubmissionRecord) -> str | None:
-    package = parse_package(record.raw)
-    return package.status_code.value if isinstance(package, StatusPackage) else None

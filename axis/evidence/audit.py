@@ -5,21 +5,21 @@
 check: each becomes a :class:`Check` of the :class:`AuditReport`, the first failure of
 each kind with its code. A check that relies on one that failed is reported as not
 checked (``ok`` false, no code). Only what verified becomes a fact of the report.
-Consistency between two heads is :mod:`axis.evidence.consistency`.
+Consistency between two heads is :mod:`axis.evidence.consistency`; the report and its
+JSON form are :mod:`axis.evidence.audit_report`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cryptography import x509
 
 from axis.errors import ReceiptPackageMismatch
+from axis.evidence.audit_report import AuditReport, Check
 from axis.evidence.bundle import ENTRY_TYPES, Bundle, BundleEntry, read_bundle
-from axis.evidence.consistency import head_data
 from axis.evidence.errors import (
     BundleMalformed,
     HeadInvalid,
@@ -46,67 +46,6 @@ Roots = Sequence[x509.Certificate] | None  # TSA trust anchors; None: the token'
 # about the subject, so another receipt's mismatch does not stop them.
 _NEEDS = {"proofs": ("head",), "subject": ("receipts",), "package": ("receipts",),
           "registration": ("head", "proofs", "receipts"), "revocation": ("receipts",)}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One check's outcome: ``code`` is the error code of its first failure (None when it
-    passed, or was not checked because a check it relies on failed)."""
-
-    check: str
-    ok: bool
-    code: str | None
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"check", "ok", "code"?, "detail"}``."""
-        code = {} if self.code is None else {"code": self.code}
-        return {"check": self.check, "ok": self.ok, **code, "detail": self.detail}
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    """What an audit found: the checks in order, the verified head, time-stamp and
-    receipts (``receipt_indexes[i]`` is the log index of ``receipts[i]``), and ``facts``,
-    plain sentences of what was proven."""
-
-    checks: tuple[Check, ...]
-    subject: dict[str, str | None] = field(default_factory=dict)
-    head: VerifiedHead | None = None
-    timestamp: VerifiedTimestamp | None = None
-    receipts: tuple[VerifiedReceipt, ...] = ()
-    receipt_indexes: tuple[int, ...] = ()
-    facts: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passed."""
-        return all(check.ok for check in self.checks)
-
-    @property
-    def error(self) -> Check | None:
-        """The first failed check that has a code."""
-        return next((c for c in self.checks if not c.ok and c.code is not None), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data (docs/evidence.md), with ``error`` when not ok."""
-        data: dict[str, Any] = {
-            "ok": self.ok,
-            "subject": dict(self.subject),
-            "checks": [check.to_dict() for check in self.checks],
-            "head": None if self.head is None else head_data(self.head),
-            "timestamp": None if self.timestamp is None else {
-                "gen_time": utc_text(self.timestamp.gen_time),
-                "tsa": self.timestamp.tsa_subject,
-                "anchored": self.timestamp.anchored,
-            },
-            "receipts": [{"index": i, **_receipt_data(v)}
-                         for i, v in zip(self.receipt_indexes, self.receipts, strict=True)],
-            "facts": list(self.facts),
-        }  # fmt: skip
-        if (error := self.error) is not None:
-            data["error"] = {"code": error.code, "reason": error.detail, "check": error.check}
-        return data
 
 
 def audit_archive(
@@ -408,7 +347,4 @@ def _subject_text(subject: dict[str, str | None]) -> str:
     return " or ".join(parts) or "nothing"
 
 
-def _receipt_data(verified: VerifiedReceipt) -> dict[str, Any]:
-    r = verified.receipt
-    return {**{f.name: getattr(r, f.name) for f in fields(r)}, "recipients": list(r.recipients),
-            "hub_time": utc_text(r.hub_time), "statement": describe(r)}
+__all__ = ["CHECKS", "AuditReport", "Check", "Outcome", "Roots", "audit_archive", "verify_bundle"]
