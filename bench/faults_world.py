@@ -25,18 +25,18 @@ from axis.store import Store
 from bench.faults_traffic import (
     RECIPIENT,
     SENDER,
+    DeliveryLog,
     Tally,
     collect_receipts,
     drain_dead_letters,
-    read_deliveries,
     send_all,
     signed_documents,
     summary,
 )
+from bench.pg_nodes import PrivatePostgres
 from bench.rabbit_nodes import RabbitCluster
 from routing.amqp import broker_urls
 from signing.keys import SigningKey, load_certificate
-from tests.pgnode import PrivatePostgres
 
 REPO = Path(__file__).resolve().parents[1]
 STALL_SECONDS = 30.0  # settling ends when nothing moved for this long
@@ -80,6 +80,10 @@ class World:
     hubs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     recipient: subprocess.Popen[bytes] | None = None
     tally: Tally = field(default_factory=Tally)
+    delivery_log: DeliveryLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.delivery_log = DeliveryLog(self.folder / "deliveries.log")
 
     # processes
 
@@ -113,7 +117,7 @@ class World:
             self.recipient = None
 
     def deliveries(self) -> Counter[str]:
-        return read_deliveries(self.folder / "deliveries.log")
+        return self.delivery_log.read()
 
     # waiting
 
@@ -215,7 +219,8 @@ async def make_world(
         ))  # fmt: skip
         await world.client.connect()
         receipts = asyncio.create_task(collect_receipts(
-            broker_urls(sender_url, failover), SENDER[0], world.tally))  # fmt: skip
+            broker_urls(sender_url, failover), SENDER[0],
+            load_certificate(pki.hub_cert.read_bytes()), world.tally))  # fmt: skip
         for index in range(hubs):
             world.start_hub(index)
         world.start_recipient()
