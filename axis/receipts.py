@@ -38,7 +38,6 @@ class VerifiedReceipt:
     raw: bytes = field(default=b"", repr=False)
 
 
-
 def receipt_xml(receipt: Receipt) -> bytes:
     """The unsigned receipt document."""
     root = etree.Element(_Q + "Receipt", nsmap={"axis": RECEIPT_NS})

@@ -43,8 +43,10 @@ from signing.revocation import (
     RevocationStatus,
     crl_status,
     failed,
+    issued_by,
     load_crl,
     name_of,
+    read_crl,
     unavailable,
 )
 from signing.trust import LruCache
@@ -336,7 +338,7 @@ def _keep_material(before: Fetched | None, now: Fetched) -> Fetched:
 
 
 def _sources_of(cert: x509.Certificate, cas: tuple[x509.Certificate, ...]) -> Sources:
-    issuer = next((ca for ca in _issuers_named(cert.issuer, cas) if _issued(cert, ca)), None)
+    issuer = next((ca for ca in _issuers_named(cert.issuer, cas) if issued_by(cert, ca)), None)
     urls: list[str] = []
     ocsp_url = None
     for extension in _extensions(cert):
@@ -365,19 +367,9 @@ def _issuers_named(
     return [ca for ca in cas if name is None or ca.subject == name]
 
 
-def _issued(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except Exception:  # any reason it is not the issuer's (signature, key type, format)
-        return False
-    return True
-
-
 def _crl_issuer(data: bytes) -> x509.Name | None:
     try:
-        crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
-               else x509.load_der_x509_crl(data))  # fmt: skip
-        return crl.issuer
+        return read_crl(data).issuer
     except UNREADABLE:
         return None
 

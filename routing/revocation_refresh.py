@@ -18,9 +18,10 @@ from datetime import datetime
 
 from routing.decide import Accepted, Rejected
 from routing.ports import RegistryView, RevocationKeeper
+from signing.errors import RevocationStale, RevocationUnavailable
 
 log = logging.getLogger("axis.hub")
-_FETCH_CODES = frozenset({"signature.revocation_unavailable", "signature.revocation_stale"})
+_FETCH_CODES = frozenset({RevocationUnavailable.code, RevocationStale.code})
 
 
 class RevocationRefresher:

@@ -104,8 +104,6 @@ def check_ocsp(
         load_ocsp(data, cert, issuer, source=source), cert, at, grace))  # fmt: skip
 
 
-
-
 def _check_responder(response: ocsp.OCSPResponse, issuer: x509.Certificate, where: str) -> None:
     """The response is signed by the issuer itself, or by a certificate in it that the
     issuer issued for OCSP signing (RFC 6960 §4.2.2.2)."""

@@ -118,8 +118,7 @@ def load_crl(data: bytes, issuer: x509.Certificate, *, source: str = "") -> Chec
     for end-entity certificates (a delta, indirect or partial CRL)."""
     ca = name_of(issuer.subject)
     try:
-        crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----")
-               else x509.load_der_x509_crl(data))  # fmt: skip
+        crl = read_crl(data)
         _check_crl_scope(crl)
         if crl.issuer != issuer.subject:
             raise RevocationInvalid(
@@ -257,6 +256,22 @@ def name_of(name: x509.Name) -> str:
         return name.rfc4514_string()
     except ValueError:
         return "<unreadable name>"
+
+
+def read_crl(data: bytes) -> x509.CertificateRevocationList:
+    """A CRL in PEM or DER, not checked; raises one of :data:`UNREADABLE` if it does not read."""
+    if data.lstrip().startswith(b"-----"):
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` signed ``cert`` (names match and its key verifies the signature)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (*UNREADABLE, InvalidSignature):
+        return False
+    return True
 
 
 def check_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:

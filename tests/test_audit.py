@@ -458,7 +458,7 @@ def _duplicate(files: dict[str, bytes]) -> bytes:
 def test_a_time_stamped_head(world: World, tmp_path: Path) -> None:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    from axis.evidence.timestamps import request_timestamp
+    from axis.evidence.tsa_client import request_timestamp
     from tests.tsa import LocalTsa
 
     bundle = make_bundle(world)

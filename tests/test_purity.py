@@ -13,7 +13,7 @@ PURE_MODULES = ("envelopes.parser", "envelopes.builder", "envelopes.errors", "si
                 "routing.records", "routing.values", "routing.contract", "routing.ports",
                 "routing.errors", "axis.receipts", "axis.registry", "axis.trace",
                 "axis.store_values", "axis.errors", "routing.recipients", "signing.revocation",
-                "signing.ocsp")  # fmt: skip
+                "signing.ocsp", "axis.evidence.audit")  # fmt: skip
 IO_LIBRARIES = ("aio_pika", "aiormq", "sqlmodel", "sqlalchemy", "prometheus_client", "typer",
                 "psycopg", "urllib.request")  # fmt: skip
 PURE_FILES = [

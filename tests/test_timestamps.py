@@ -11,12 +11,8 @@ import pytest
 from cryptography import x509
 
 from axis.evidence.errors import TimestampInvalid, TimestampUnavailable
-from axis.evidence.timestamps import (
-    VerifiedTimestamp,
-    request_timestamp,
-    timestamp_time,
-    verify_timestamp,
-)
+from axis.evidence.timestamps import VerifiedTimestamp, timestamp_time, verify_timestamp
+from axis.evidence.tsa_client import request_timestamp
 from tests.tsa import LocalTsa, Mode, make_tsa_pki, openssl_binary
 
 HEAD = b'<log:TreeHead xmlns:log="urn:axis:log:1" version="1">...</log:TreeHead>\n'

@@ -22,7 +22,7 @@ from routing.contract import utc_text
 from routing.values import Receipt
 from signing.keys import fingerprint, load_certificate
 from signing.ocsp import check_ocsp
-from signing.revocation import RevocationState, RevocationStatus, check_crl
+from signing.revocation import RevocationState, RevocationStatus, check_crl, issued_by
 
 # (the failure code or None; the failures, or the one detail when none; the facts)
 Outcome = tuple[str | None, list[str], list[str]]
@@ -107,12 +107,4 @@ def _registered_certificates(changes: Sequence[Mapping[str, Any]]) -> dict[str, 
 
 
 def _issuer(cert: x509.Certificate, anchors: Sequence[x509.Certificate]) -> x509.Certificate | None:
-    for anchor in anchors:
-        if anchor.subject != cert.issuer:
-            continue
-        try:
-            cert.verify_directly_issued_by(anchor)
-        except Exception:  # any reason it is not this anchor's (signature, key type)
-            continue
-        return anchor
-    return None
+    return next((anchor for anchor in anchors if issued_by(cert, anchor)), None)

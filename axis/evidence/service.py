@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from axis.evidence.errors import LogEntryNotFound, LogTampered, TimestampUnavailable
 from axis.evidence.heads import TreeHead, sign_head, verify_head
 from axis.evidence.log import LogEntry, StoredHead
-from axis.evidence.timestamps import request_timestamp
+from axis.evidence.tsa_client import request_timestamp
 from axis.store import Store
 from axis.store_revocation import revocation_of_consignment, revocation_of_document
 from envelopes.errors import AxisError
