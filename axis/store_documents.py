@@ -71,15 +71,21 @@ class DocumentReads:
 
     def document_parties(self, document_organ: str, document_id: str) -> DocumentParties | None:
         """Sender (system, organ) and recipient systems → organs of an accepted document."""
-        original = self.find_document(document_organ, document_id)
+        # The first package's sender columns only: a status reads this for every organ
+        # with its DocumentId, and must not load their packages' bytes.
+        query = (sa.select(SUBS.c.user_id, SUBS.c.message_id, SUBS.c.sha256)
+                 .where(*accepted_edoc(document_organ, document_id))
+                 .order_by(SUBS.c.id).limit(1))  # fmt: skip
+        with self.engine.connect() as conn:
+            original = conn.execute(query).first()
         if original is None:
             return None
         recipients: dict[str, tuple[str, ...]] = {}
         for delivery in self.deliveries(document_organ, document_id):
             merged = recipients.get(delivery.system_id, ()) + delivery.organs
             recipients[delivery.system_id] = tuple(dict.fromkeys(merged))
-        return DocumentParties(document_id, original.user_id, document_organ, recipients,
-                               original.message_id, original.sha256)  # fmt: skip
+        return DocumentParties(document_id, str(original.user_id), document_organ, recipients,
+                               str(original.message_id), str(original.sha256))  # fmt: skip
 
     def parties(self, document_organ: str, document_id: str) -> set[str]:
         """Sender and recipient systems of document (organ, id)."""

@@ -205,7 +205,7 @@ class Hub(HubReplies):
         )
         # A first delivery needs no look-up: the store's unique (user_id, message_id)
         # constraint catches a re-submission when it is recorded.
-        again = self._again(message)
+        again = self._again(message, origin)
         if again and sub.user_id and sub.message_id:
             existing = await self._in_io(self.store.find_submission, sub.user_id, sub.message_id)
             if existing is not None and existing.error_code not in RETRYABLE_CODES:
@@ -219,13 +219,13 @@ class Hub(HubReplies):
                 retry_after=round(self._admission.retry_after(sub.user_id), 3)))
         else:
             verdict, records = await self._verdict(sub)
-        await self._settle(message, verdict, records)
+        await self._settle(message, verdict, records, again=again)
 
-    def _again(self, message: AbstractIncomingMessage) -> bool:
+    @staticmethod
+    def _again(message: AbstractIncomingMessage, origin: Origin) -> bool:
         """A broker redelivery, or a copy the hub itself put back (a retry, an ``axis dead
         replay``): either may follow a submission stored already."""
-        relayed = origin_of(message.user_id, message.headers or {}, self.config.broker_user)
-        return bool(message.redelivered) or relayed.relayed
+        return bool(message.redelivered) or origin.relayed
 
     def _admit(self, system_id: str) -> bool:
         return self._admission.admit(system_id, asyncio.get_running_loop().time())
@@ -262,15 +262,16 @@ class Hub(HubReplies):
         return verdict, records
 
     async def _settle(
-        self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records
-    ) -> None:
+        self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records,
+        *, again: bool,
+    ) -> None:  # fmt: skip
         stored = await self._commits.run(records)
         if isinstance(stored, DocumentIdTaken):
             verdict, records = await self._document_id_reused(verdict)
             stored = await self._commits.run(records)
         if isinstance(stored, DuplicateSubmission):  # stored before, perhaps by another worker
             await self._answer_duplicate(message, verdict.submission, stored.existing,
-                                         republish=self._again(message))  # fmt: skip
+                                         republish=again)  # fmt: skip
             return
         assert isinstance(stored, SubmissionRecord)
         if stored.log_index is not None:

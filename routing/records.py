@@ -21,6 +21,7 @@ from routing.values import (
     DeliveryRecord,
     DocumentParties,
     Receipt,
+    ReceiptEvent,
     SubmissionRecord,
     TraceEvent,
     sha256_hex,
@@ -167,19 +168,8 @@ def delivered_records(
 ) -> tuple[Receipt, TraceEvent]:
     """A recipient's status 01 (``verdict``) about a document: what the hub's "delivered"
     receipt for the document's sender states, and the trace event recording it."""
-    receipt = Receipt(
-        receipt_id=receipt_id,
-        event="delivered",
-        kind="edoc",
-        message_id=parties.message_id,
-        package_sha256=parties.sha256,
-        hub_time=now,
-        sender_system=parties.sender_system,
-        sender_organ=parties.sender_organ,
-        document_id=verdict.document_id,
-        recipients=parties.recipients[verdict.sender_system],
-        recipient_system=verdict.sender_system,
-    )
+    receipt = _receipt_to_sender(verdict, parties, receipt_id, now, event="delivered",
+                                 kind="edoc", package_sha256=parties.sha256)  # fmt: skip
     event = TraceEvent(
         event="delivered",
         at=now,
@@ -201,19 +191,31 @@ def status_receipt(
     business receipt for the document's sender states (event ``status``): about the
     sender's consignment of the document, like "delivered", with the status package's
     digest and code."""
+    return _receipt_to_sender(verdict, parties, receipt_id, now, event="status", kind="status",
+                              package_sha256=verdict.sha256,
+                              status_code=verdict.status_code.value if verdict.status_code
+                              else "")  # fmt: skip
+
+
+def _receipt_to_sender(
+    verdict: Accepted, parties: DocumentParties, receipt_id: str, now: datetime, *,
+    event: ReceiptEvent, kind: str, package_sha256: str, status_code: str = "",
+) -> Receipt:  # fmt: skip
+    """A receipt for the document's sender about its consignment, stating what the
+    recipient system that sent the status (``verdict``) did with the document."""
     return Receipt(
         receipt_id=receipt_id,
-        event="status",
-        kind="status",
+        event=event,
+        kind=kind,
         message_id=parties.message_id,
-        package_sha256=verdict.sha256,
+        package_sha256=package_sha256,
         hub_time=now,
         sender_system=parties.sender_system,
         sender_organ=parties.sender_organ,
         document_id=verdict.document_id,
         recipients=parties.recipients.get(verdict.sender_system, ()),
         recipient_system=verdict.sender_system,
-        status_code=verdict.status_code.value if verdict.status_code else "",
+        status_code=status_code,
     )
 
 
