@@ -3,6 +3,7 @@ a careless one fails exactly the rules it breaks, and the kit leaves nothing beh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -222,10 +223,25 @@ def test_the_hubs_answer_is_judged_at_the_step_that_refused(
 
 async def test_a_hook_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> None:
     started = time.monotonic()
-    run = await run_hook("sleep 30 & sleep 30", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"},
-                         timeout=0.5, log=tmp_path / "h.log")  # fmt: skip
+    run = await run_hook("sleep 30 & echo $! > child.pid; sleep 30", cwd=tmp_path,
+                         env={"PATH": "/usr/bin:/bin"}, timeout=0.5,
+                         log=tmp_path / "h.log")  # fmt: skip
     assert run.exit_code is None and time.monotonic() - started < 5
     assert "killed after the 0.5 s timeout" in run.verdict("send.hook", 0.5).detail
+    child = int((tmp_path / "child.pid").read_text())
+    deadline = time.monotonic() + 5
+    while _running(child) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _running(child)  # the background child went with the shell
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_a_hook_sees_the_kits_variables_and_none_of_the_callers_axis_settings(

@@ -9,7 +9,9 @@ forgery, so these tests publish it straight into the recipient's inbox, as the h
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import Name, NameAttribute
 from cryptography.x509.oid import NameOID
 
-from axis.client.agency import AgencyClient
+from axis.client.agency import AgencyClient, InboxItem
 from envelopes.builder import build_package, status_package
 from envelopes.model import DocumentPackage, Organization, StatusPackage
 from envelopes.status_codes import StatusCode
@@ -80,11 +82,32 @@ async def deliver(
     return wire.message_id or ""
 
 
-async def refused(kit: HubKit, to: Agency, body: bytes, **headers: str) -> None:
-    """``to``'s SDK fetches ``body`` delivered with ``headers`` as an item with the code."""
+async def three_agencies(kit: HubKit) -> tuple[Agency, Agency, Agency]:
+    """Agencies A, B and C on ``kit``'s hub."""
+    return await kit.agency(organ("A")), await kit.agency(organ("B")), await kit.agency(organ("C"))
+
+
+async def watched(to: Agency, message_id: str) -> list[InboxItem]:
+    """The item ``to``'s SDK pushes (``watch``) for ``message_id``, acked."""
+    async with asyncio.timeout(10), aclosing(to.client.watch()) as items:
+        async for item in items:
+            await item.ack()
+            if item.message_id == message_id:
+                return [item]
+    return []
+
+
+async def refused(
+    kit: HubKit, to: Agency, body: bytes, *, pushed: bool = False, **headers: str
+) -> None:
+    """``to``'s SDK fetches (or, ``pushed``, watches) ``body`` delivered with ``headers``
+    as an item with the code."""
     sends = count_sends(to.client)
     message_id = await deliver(kit, to, body, **headers)
-    items = await take(to.client, 1, timeout=10, accept=lambda i: i.message_id == message_id)
+    if pushed:
+        items = await watched(to, message_id)
+    else:
+        items = await take(to.client, 1, timeout=10, accept=lambda i: i.message_id == message_id)
     assert [i.error.code if i.error else None for i in items] == [CODE]
     assert items[0].package is None and items[0].signer is None
     assert sends == []  # no status 01 for what was not verified
@@ -107,30 +130,30 @@ async def test_a_normal_delivery_verifies_and_is_answered_with_arrived(kit: HubK
     assert isinstance(status, StatusPackage) and status.status_code is StatusCode.ARRIVED
 
 
-async def test_a_package_from_a_signed_with_cs_certificate_is_refused(kit: HubKit) -> None:
-    a, b, c = (await kit.agency(organ("A")), await kit.agency(organ("B")),
-               await kit.agency(organ("C")))  # fmt: skip
+@pytest.mark.parametrize("pushed", [False, True], ids=["fetched", "pushed"])
+async def test_a_package_from_a_signed_with_cs_certificate_is_refused(
+    kit: HubKit, pushed: bool
+) -> None:
+    a, b, c = await three_agencies(kit)
     forged = c.client.sign(document(a.organ_id, [b.organ_id]))
-    await refused(kit, b, forged, sender_system=a.organ_id, sender_organ=a.organ_id)
+    await refused(kit, b, forged, pushed=pushed, sender_system=a.organ_id,
+                  sender_organ=a.organ_id)  # fmt: skip
 
 
 async def test_a_signer_other_than_the_routing_system_is_refused(kit: HubKit) -> None:
-    a, b, c = (await kit.agency(organ("A")), await kit.agency(organ("B")),
-               await kit.agency(organ("C")))  # fmt: skip
+    a, b, c = await three_agencies(kit)
     signed = a.client.sign(document(a.organ_id, [b.organ_id]))
     await refused(kit, b, signed, sender_system=c.organ_id, sender_organ=a.organ_id)
 
 
 async def test_a_from_organ_other_than_the_routed_sender_organ_is_refused(kit: HubKit) -> None:
-    a, b, c = (await kit.agency(organ("A")), await kit.agency(organ("B")),
-               await kit.agency(organ("C")))  # fmt: skip
+    a, b, c = await three_agencies(kit)
     signed = a.client.sign(document(a.organ_id, [b.organ_id]))
     await refused(kit, b, signed, sender_system=a.organ_id, sender_organ=c.organ_id)
 
 
 async def test_a_forged_status_is_refused_the_same_way(kit: HubKit) -> None:
-    a, b, c = (await kit.agency(organ("A")), await kit.agency(organ("B")),
-               await kit.agency(organ("C")))  # fmt: skip
+    a, b, c = await three_agencies(kit)
     about = document(b.organ_id, [a.organ_id])
     status = status_package(Organization(a.organ_id), about, StatusCode.ARRIVED, "giả mạo",
                             datetime.now(UTC))  # fmt: skip

@@ -43,6 +43,10 @@ ProfileOption = typer.Option(
     envvar="AXIS_PROFILE",
     help="Client profile TOML (default: $AXIS_PROFILE).",
 )
+SenderOrganOption = typer.Option(
+    None, "--organ", help="The document's sender organ, when your system is a party to "
+    "documents of several organs with this DocumentId (a document is organ + id).",
+)
 PROGRESS_THRESHOLD = 5 * 1024 * 1024
 
 inbox_app = typer.Typer(
@@ -364,10 +368,7 @@ def trace(
     home: Path | None = typer.Option(
         None, "--home", help="Operators: read the hub home's store (default: $AXIS_HOME)."
     ),
-    organ: str | None = typer.Option(
-        None, "--organ", help="The document's sender organ, when your system is a party to "
-        "documents of several organs with this DocumentId (a document is organ + id).",
-    ),
+    organ: str | None = SenderOrganOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The timeline of one document: submitted, accepted or rejected, routed, statuses.

@@ -25,6 +25,8 @@ from axis.settings import Settings, load_settings
 from routing.contract import DEAD_QUEUE, SUBMIT_EXCHANGE, WireMessage
 from routing.errors import AccessRefused
 
+PUT_BACK_SECONDS = 5.0  # how long a command waits for the letters it held to be queued again
+
 if TYPE_CHECKING:
     from aio_pika.abc import (
         AbstractChannel,
@@ -61,7 +63,7 @@ def list_letters(
     quiet_amqp_logs()
     with reporting(as_json):
         settings = load_settings(home)
-        letters, queued = asyncio.run(_list(settings, limit))
+        letters, queued = asyncio.run(peek_dead_letters(settings, limit))
         emit(
             as_json,
             {"count": len(letters), "queued": queued, "letters": [x.to_json() for x in letters]},
@@ -134,8 +136,9 @@ class ReplayReport:
         }
 
 
-async def _list(settings: Settings, limit: int) -> tuple[list[DeadLetter], int]:
-    """Up to ``limit`` letters and how many were queued; every letter is put back."""
+async def peek_dead_letters(settings: Settings, limit: int) -> tuple[list[DeadLetter], int]:
+    """Up to ``limit`` letters of ``axis.dead``, oldest first, and how many were queued;
+    every letter is put back in its order (also used by ``axis hub status``)."""
     letters: list[DeadLetter] = []
     async with _dead_queue(settings, "list the dead letters") as (channel, queue, queued):
         last_tag: int | None = None
@@ -147,7 +150,7 @@ async def _list(settings: Settings, limit: int) -> tuple[list[DeadLetter], int]:
                 last_tag = message.delivery_tag
                 letters.append(_letter(message, settings.hub_user))
         finally:
-            await _put_back(channel, last_tag)
+            await _put_back(channel, last_tag, back_to=queued)
     return letters, queued
 
 
@@ -184,7 +187,7 @@ async def _replay(
                 if progress is not None:
                     progress(letter)
         finally:
-            await _put_back(channel, last_tag)
+            await _put_back(channel, last_tag, back_to=queued - len(report.replayed))
     return report
 
 
@@ -253,8 +256,11 @@ async def _submit_exchange(channel: AbstractChannel, settings: Settings) -> Abst
         raise _not_ready(settings, f"exchange {SUBMIT_EXCHANGE}") from None
 
 
-async def _put_back(channel: AbstractChannel, last_tag: int | None) -> None:
-    """Return every letter still held, up to ``last_tag``, to ``axis.dead`` in order.
+async def _put_back(channel: AbstractChannel, last_tag: int | None, *, back_to: int) -> None:
+    """Return every letter still held, up to ``last_tag``, to ``axis.dead`` in order, and
+    wait (a few seconds at most) until the queue holds ``back_to`` letters again: the
+    requeue is asynchronous, and a command that ends before it would leave the next
+    ``axis dead list`` or ``replay`` seeing fewer letters than there are.
 
     ``basic.nack``, not ``basic.reject``: RabbitMQ 4.3 and later count a reject, never a
     nack, towards a quorum queue's delivery limit. When the channel is already closed the
@@ -265,6 +271,12 @@ async def _put_back(channel: AbstractChannel, last_tag: int | None) -> None:
     with suppress(Exception):
         underlay = await channel.get_underlay_channel()
         await underlay.basic_nack(delivery_tag=last_tag, multiple=True, requeue=True)
+        deadline = asyncio.get_running_loop().time() + PUT_BACK_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            queue = await channel.declare_queue(DEAD_QUEUE, passive=True)
+            if int(queue.declaration_result.message_count or 0) >= back_to:
+                return
+            await asyncio.sleep(0.05)
 
 
 def _letter(message: AbstractIncomingMessage, hub_user: str) -> DeadLetter:

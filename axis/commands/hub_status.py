@@ -147,12 +147,12 @@ def _dead_letters(
     settings: Settings, queues: dict[str, QueueStat], letters: int
 ) -> tuple[dict[str, Any], list[DeadLetter]]:
     """Count of ``axis.dead`` and its newest ``letters`` letters, newest first."""
-    from axis.commands.dead import _list
+    from axis.commands.dead import peek_dead_letters
 
     found = _queue(queues, DEAD_QUEUE)
     if letters == 0 or not found["present"]:
         return {"count": found["messages"], "scanned": 0, "newest": []}, []
-    read, queued = asyncio.run(_list(settings, DEAD_SCAN))
+    read, queued = asyncio.run(peek_dead_letters(settings, DEAD_SCAN))
     newest = list(reversed(read[-letters:]))
     data = {"count": queued, "scanned": len(read), "newest": [x.to_json() for x in newest]}
     return data, newest

@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from axis.client.profile import load_profile
 from axis.commands import clerk
-from axis.commands.clerk import ProfileOption
+from axis.commands.clerk import ProfileOption, SenderOrganOption
 from axis.commands.clerk_io import broker_errors, quiet_amqp_logs
 from axis.commands.common import JsonOption, emit, reporting
 
@@ -55,12 +55,7 @@ def show(
     ident: str = typer.Argument(
         ..., metavar="DOCUMENT", help="The DocumentId, or a consignment id `axis send` printed."
     ),
-    organ: str | None = typer.Option(
-        None,
-        "--organ",
-        help="The document's sender organ, when your system is a party to documents of "
-        "several organs with this DocumentId (a document is organ + id).",
-    ),
+    organ: str | None = SenderOrganOption,
     profile: Path | None = ProfileOption,
     as_json: bool = JsonOption,
 ) -> None:
