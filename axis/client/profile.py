@@ -106,6 +106,15 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None)
     )
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without its user and password: the broker address a profile stores."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
 def read_toml_file(path: Path, what: str) -> dict[str, Any]:
     """The table of the TOML file ``path`` (``config.profile_not_found`` if there is none,
     ``config.invalid`` if it is not TOML); ``what`` names the file in the messages."""

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
 
 from axis.client.inbox_store import InboxStore, fetched_document, item_meta
+from axis.client.profile import without_credentials
 from axis.commands.common import write_file
 from axis.errors import HubNotReady, StatusSideUnknown
 from envelopes.errors import AxisError, InvalidMetadata
@@ -81,13 +81,7 @@ def _first_line(exc: BaseException) -> str:
 def client_amqp_url(env: dict[str, str] | None = None) -> str:
     """The broker address for a new profile: ``$AXIS_AMQP_URL`` without its credentials."""
     raw = (os.environ if env is None else env).get("AXIS_AMQP_URL", "")
-    if not raw:
-        return DEFAULT_CLIENT_AMQP_URL
-    parts = urlsplit(raw)
-    host = parts.hostname or "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host  # an IPv6 address
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    return without_credentials(raw) if raw else DEFAULT_CLIENT_AMQP_URL
 
 
 def read_metadata(path: Path | None, raw: bytes | None) -> dict[str, Any]:

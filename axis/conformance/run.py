@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from axis.client.agency import AgencyClient
-from axis.client.profile import profile_toml
+from axis.client.profile import profile_toml, without_credentials
 from axis.conformance.hooks import hook_environment, run_hook
 from axis.conformance.profile import VendorProfile, read_certificate
 from axis.conformance.rules import (
@@ -166,7 +165,7 @@ class _Kit:
         if profile.key is not None:
             as_system.path.write_text(profile_toml({
                 "system_id": profile.system_id, "organ_name": profile.organ_name,
-                "amqp_url": _without_credentials(local.vhost_url),
+                "amqp_url": without_credentials(local.vhost_url),
                 "password": system["amqp_password"], "key": profile.key.resolve(),
                 "cert": profile.certificate.resolve(), "hub_cert": local.pki.hub_cert,
                 "ca": local.pki.ca_cert,
@@ -286,9 +285,3 @@ class _Kit:
         answers.inbox_left = sum(message_id in self.expected_taken for message_id in left)
         return answers
 
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
