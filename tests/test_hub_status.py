@@ -81,7 +81,7 @@ async def test_status_after_traffic(kit: HubKit) -> None:
 
     data = await status_until(
         kit, lambda d: system(d, b.organ_id)["inbox"]["messages"] == 2
-        and d["dead_letters"]["count"] == 1, "--letters", "0",
+        and d["dead_letters"]["count"] == 1 and d["hub_workers"] == 1, "--letters", "0", timeout=45,
     )  # fmt: skip
     assert data["ok"] is True and data["vhost"] == kit.vhost
     assert data["home"] == str(kit.home)
