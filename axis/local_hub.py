@@ -78,6 +78,7 @@ async def local_hub(
     home: Path, amqp_url: str, management_url: str, *, prefix: str
 ) -> AsyncIterator[LocalHub]:
     """Run a hub in a new vhost ``<prefix>-<random>`` with its home in ``home`` (created)."""
+    from axis.attachment_store import attachment_store_for
     from axis.evidence.service import EvidenceService
     from axis.metrics import HubMetrics
     from axis.pki_files import load_credential
@@ -113,6 +114,7 @@ async def local_hub(
             HubReceiptSigner(hub_key),
             HubMetrics(),
             evidence=EvidenceService(store, hub_key),
+            attachments=attachment_store_for(settings),
         )
         await hub.start()
         running = LocalHub(settings, pki, store, hub, vhost_url, management, users)

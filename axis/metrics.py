@@ -143,6 +143,17 @@ class HubMetrics:
             "Registered signing certificates, by state (active, revoked).",
             ["state"], registry=self.registry,
         )  # fmt: skip
+        self.attachment_requests = Counter(
+            "axis_attachment_requests",
+            "Streamed-attachment requests answered, by request (put, get, state) and outcome "
+            "(ok, or the refusal's code).",
+            ["request", "outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.attachment_bytes = Counter(
+            "axis_attachment_bytes",
+            "Chunk bytes of streamed attachments stored (in) and sent to recipients (out).",
+            ["direction"], registry=self.registry,
+        )  # fmt: skip
 
     def watch_queues(self, read: Callable[[], dict[str, QueueStat]]) -> None:
         """Export the depth and consumers of Axis's queues, as ``read`` (the management
@@ -213,6 +224,14 @@ class HubMetrics:
     def accepted(self, kind: str, deliveries: int) -> None:
         self.submissions.labels(kind=_kind(kind), outcome="accepted").inc()
         self.deliveries.labels(kind=_kind(kind)).inc(deliveries)
+
+    def attachment_answered(self, request: str, code: str, size: int) -> None:
+        """Count one answered attachment request and the chunk bytes it moved."""
+        known = request if request in ("put", "get", "state") else "other"
+        self.attachment_requests.labels(request=known,
+                                        outcome=self._bounded_code(code) if code else "ok").inc()
+        if size and not code and known in ("put", "get"):
+            self.attachment_bytes.labels(direction="in" if known == "put" else "out").inc(size)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP (a daemon thread) until :meth:`close`."""

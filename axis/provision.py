@@ -29,6 +29,7 @@ from routing.contract import (
     SUBMIT_QUEUE,
     inbox_queue_name,
 )
+from routing.contract_attachments import ATTACHMENT_QUEUE
 from routing.topology import hub_queues, inbox_arguments
 
 NOTHING = "^$"
@@ -61,7 +62,7 @@ def hub_permissions() -> dict[str, str]:
       (``axis.dead``), replays (``axis.submit``) and direct reply-to answers (the default
       exchange, ``amq.default``); bind its queues (``queue.bind`` needs write on the
       queue); name ``axis.dead`` / ``axis.submit`` as a queue's dead-letter exchange;
-    - read: consume ``axis.submit`` and ``axis.query``, take from ``axis.dead``
+    - read: consume ``axis.submit``, ``axis.query`` and ``axis.attachment``, take from ``axis.dead``
       (``axis dead``), bind from its exchanges (read on the source exchange) and declare
       a queue with a dead-letter exchange (read on that queue).
     """
@@ -79,7 +80,8 @@ def hub_permissions() -> dict[str, str]:
         "write": _exactly(
             published | dead_letter_targets | queue_names | {DEFAULT_EXCHANGE_RESOURCE}
         ),
-        "read": _exactly({SUBMIT_QUEUE, QUERY_QUEUE, DEAD_QUEUE} | bound_from | with_dead_letter),
+        "read": _exactly({SUBMIT_QUEUE, QUERY_QUEUE, DEAD_QUEUE, ATTACHMENT_QUEUE}
+                         | bound_from | with_dead_letter),
     }
 
 

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from axis.errors import ReceiptMalformed, ReceiptPackageMismatch
+from envelopes.attachment_refs import AttachmentRef
 from envelopes.xmlsafe import XmlLimits, parse_tree
 from routing.contract import utc_text
 from routing.values import RECEIPT_EVENTS, Receipt, sha256_hex
+from signing.fixed_sign import sign_enveloped
 from signing.keys import SigningKey, fingerprint
-from signing.sign import sign_document
 from signing.verify import VerifyPolicy, verify
 
 RECEIPT_NS = "urn:axis:receipt:1"
@@ -56,6 +57,13 @@ def receipt_xml(receipt: Receipt) -> bytes:
     for organ in receipt.recipients:
         _text(recipients, "Organ", organ)
     _text(root, "PackageSha256", receipt.package_sha256)
+    if receipt.attachments:  # the streamed files the package names, each by its digest
+        files = etree.SubElement(root, _Q + "Attachments")
+        for ref in receipt.attachments:
+            file = _text(files, "Attachment", ref.name)
+            file.set("size", str(ref.size))
+            file.set("sha256", ref.sha256)
+            file.set("contentType", ref.content_type)
     if receipt.signer_fingerprint:
         _text(root, "SignerFingerprint", receipt.signer_fingerprint)
     if receipt.status_code:
@@ -68,8 +76,12 @@ def receipt_xml(receipt: Receipt) -> bytes:
 
 
 def sign_receipt(receipt: Receipt, hub_key: SigningKey) -> bytes:
-    """The receipt, signed by the hub (enveloped XMLDSig, signature last)."""
-    return sign_document(receipt_xml(receipt), hub_key)
+    """The receipt, signed by the hub (enveloped XMLDSig, signature last).
+
+    ``signing.fixed_sign`` makes the signature ``signing.sign.sign_document`` makes,
+    without signxml's copies of the document: the hub signs every receipt it issues.
+    """
+    return sign_enveloped(receipt_xml(receipt), hub_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +120,7 @@ def read_receipt(root: etree._Element) -> Receipt:
         reason=((error.text or "") if error is not None else ""),
         status_code=_optional(root, "StatusCode"),
         signer_fingerprint=_optional(root, "SignerFingerprint"),
+        attachments=_attachments(root),
     )
 
 
@@ -143,9 +156,11 @@ def describe(receipt: Receipt) -> str:
     doc = f"document {receipt.document_id!r}" if receipt.document_id else "a package"
     to = ", ".join(receipt.recipients) or "no recipient"
     if receipt.event == "accepted":
+        files = "".join(f" with file {ref.name!r} ({ref.size} bytes, SHA-256 {ref.sha256})"
+                        for ref in receipt.attachments)  # fmt: skip
         return (
             f"At {when} the hub accepted {doc} (consignment {receipt.message_id!r}) "
-            f"from {who} and routed it to {to}."
+            f"from {who}{files} and routed it to {to}."
         )
     if receipt.event == "status":
         return (
@@ -168,6 +183,20 @@ def _text(parent: etree._Element, name: str, value: str) -> etree._Element:
     child = etree.SubElement(parent, _Q + name)
     child.text = value
     return child
+
+
+def _attachments(root: etree._Element) -> tuple[AttachmentRef, ...]:
+    files = root.find(_Q + "Attachments")
+    if files is None:
+        return ()
+    try:
+        return tuple(AttachmentRef(name=f.text or "", size=int(f.get("size", "")),
+                                   sha256=f.get("sha256", ""),
+                                   content_type=f.get("contentType", "application/octet-stream"))
+                     for f in files.iterchildren(_Q + "Attachment"))  # fmt: skip
+    except ValueError:
+        raise ReceiptMalformed("an Attachment's size is not a number",
+                               path="/Receipt/Attachments") from None
 
 
 def _optional(root: etree._Element, path: str) -> str:

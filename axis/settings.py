@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from axis.errors import HubHomeMissing, InvalidSettings
+from axis.event_loop import check_event_loop
 
 CONFIG_NAME = "axis.toml"
 DEFAULT_HOME = Path(".axis")
@@ -72,6 +73,14 @@ class Settings:
     revocation_refresh_seconds: int = 300
     revocation_timeout_seconds: int = 10
     revocation_max_bytes: int = 20 * 1024 * 1024
+    # "auto" (uvloop where installed), "asyncio" or "uvloop" (axis/event_loop.py).
+    event_loop: str = "auto"
+    # Streamed attachments (docs/protocol.md, "Streamed attachments"); "" = <home>/attachments.
+    attachments_dir: str = ""
+    max_attachment_bytes: int = 2 * 1024**3
+    attachment_quota_bytes: int = 20 * 1024**3
+    attachment_retention_days: int = 30
+    upload_abandon_hours: int = 24
 
     def __post_init__(self) -> None:
         _check_url("amqp_url", self.amqp_url, {"amqp", "amqps"})
@@ -107,6 +116,16 @@ class Settings:
                 f"queue_type must be one of {sorted(QUEUE_TYPES)}, not {self.queue_type!r}"
             )
         _check_revocation(self)
+        check_event_loop(self.event_loop)
+        _check_int("max_attachment_bytes", self.max_attachment_bytes, 1, 2**40)
+        _check_int("attachment_quota_bytes", self.attachment_quota_bytes, 1, 2**50)
+        _check_int("attachment_retention_days", self.attachment_retention_days, 0, 36_500)
+        _check_int("upload_abandon_hours", self.upload_abandon_hours, 1, 8_760)
+
+    @property
+    def attachments_path(self) -> Path:
+        """Where the hub keeps streamed attachments (``attachments_dir``, relative to home)."""
+        return self.home / (self.attachments_dir or "attachments")
 
     @property
     def pki_dir(self) -> Path:
@@ -273,6 +292,17 @@ log_tsa_url = ""
 # revocation_refresh_seconds = 300
 # revocation_timeout_seconds = 10
 # revocation_max_bytes = 20971520
+# The event loop of each hub process: "auto" (uvloop where it is installed, else asyncio's
+# own), "asyncio" or "uvloop".
+# event_loop = "auto"
+# Streamed attachments (files above the senders' inline limit travel in 1 MiB chunks):
+# where the hub keeps them, the largest file, each system's storage quota, how long a
+# delivered file is kept, and after how long without a chunk an upload is abandoned.
+# attachments_dir = "attachments"
+# max_attachment_bytes = 2147483648
+# attachment_quota_bytes = 21474836480
+# attachment_retention_days = 30
+# upload_abandon_hours = 24
 """
 
 
@@ -303,7 +333,7 @@ def _build(home: Path, values: Mapping[str, Any]) -> Settings:
     }
     merged.update({k: v for k, v in values.items() if k not in merged})
     for name in ("amqp_url", "db_url", "management_url", "vhost", "hub_user", "queue_type",
-                 "log_tsa_url"):
+                 "log_tsa_url", "attachments_dir"):
         if name in merged and not isinstance(merged[name], str):
             raise InvalidSettings(f"{name} must be a string, not {merged[name]!r}")
     return Settings(home=home, **merged)

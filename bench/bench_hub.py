@@ -10,9 +10,15 @@ serve`` subprocesses, one per ``--workers``), the pass-through relay
 consumer, :mod:`bench.hub_load` ``load``). Packages are signed before any timing.
 
 Latency is from the publish call to the moment the recipient's consumer gets the
-delivery. Two figures: *loaded* (``--window`` messages outstanding, the
+delivery. Three figures: *loaded* (``--window`` messages outstanding, the
 saturated run that also gives the throughput; by Little's law ≈ window /
-throughput) and *serial* (one message at a time: the path's own latency).
+throughput), *serial* (one message at a time: the path's own latency) and *half
+load* (after the peak runs: the best hub row's worker count, and the pass-through,
+each fed one message every 2/peak s on a fixed schedule, ``--half-count`` messages).
+
+Every process runs on the event loop ``--loop`` selects (:mod:`axis.event_loop`:
+the hub home's ``event_loop`` setting, the relay's and the load's ``--loop``).
+``--json`` prints one JSON object on standard output and the rest on stderr.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -41,12 +47,26 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import aio_pika
 import aiormq
 
+from axis.event_loop import EVENT_LOOPS, select_loop
 from axis.pki_files import init_pki, issue_agency_files, load_credential
 from axis.provision import Management
 from axis.registration import register_system
 from axis.settings import Settings, load_settings
-from bench.hub_load import RELAY_IN, RELAY_OUT, LoadConfig, LoadResult, write_bodies
+from bench.hub_load import PREFETCH, RELAY_IN, RELAY_OUT, LoadConfig, LoadResult, write_bodies
 from bench.hub_profile import report_profile
+from bench.hub_report import (
+    NO_LOG_LABEL,
+    PT_LABEL,
+    HalfLoad,
+    Row,
+    best_hub,
+    hub_label,
+    median_run,
+    print_half_load,
+    print_log_cost,
+    print_table,
+    summary,
+)
 from envelopes.builder import build_package
 from envelopes.metadata import document_from_metadata
 from routing.contract import SUBMIT_EXCHANGE, SUBMIT_QUEUE, inbox_queue_name
@@ -57,8 +77,7 @@ AMQP_URL = os.environ.get("AXIS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5
 MANAGEMENT_URL = os.environ.get("AXIS_BENCH_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
 TARGET_BYTES = 5 * 1024
 FILLER = "Nội dung văn bản liên thông. "
-DISTINCT_BODIES = 400
-PT_LABEL = "aio-pika pass-through"  # signed once each, then reused under fresh consignment ids
+DISTINCT_BODIES = 400  # signed once each, then reused under fresh consignment ids
 
 
 @dataclass
@@ -128,9 +147,6 @@ def bench_environment(distinct: int) -> Iterator[Bench]:
             management.delete_user(user)
         management.delete_vhost(vhost)
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-NO_LOG_LABEL = "hub, 1 worker, no log"
 
 
 def _hub_home(home: Path, amqp_url: str) -> Settings:
@@ -229,24 +245,29 @@ def run_load(bench: Bench, config: LoadConfig, log: Path) -> LoadResult:
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """The load every run gets (identical for the hub and the pass-through)."""
+    """The load every run gets (identical for the hub and the pass-through); ``rate`` > 0
+    paces the timed run instead of keeping ``window`` messages outstanding."""
 
     count: int
     window: int
     warmup: int
     serial: int
+    event_loop: str = "auto"
+    rate: float = 0.0
 
 
 def passthrough_run(bench: Bench, shape: Shape, tag: str) -> LoadResult:
     log = bench.tmp / f"{tag}.log"
-    relay = _spawn(["-m", "bench.hub_load", "relay", bench.guest_url], log)
+    relay = _spawn(["-m", "bench.hub_load", "relay", bench.guest_url, "--loop",
+                    shape.event_loop], log)  # fmt: skip
     try:
         wait_consumers(bench.guest_url, RELAY_IN, 1, [relay], log)
         return run_load(bench, LoadConfig(
             publish_url=bench.guest_url, consume_url=bench.guest_url, exchange="",
             routing_key=RELAY_IN, deliver_queue=RELAY_OUT, bodies=str(bench.bodies),
             count=shape.count, window=shape.window, warmup=shape.warmup, serial=shape.serial,
-            tag=tag, hub_pids=(relay.pid,), broker_pids=tuple(broker_pids())), log)
+            tag=tag, hub_pids=(relay.pid,), broker_pids=tuple(broker_pids()), rate=shape.rate,
+            event_loop=shape.event_loop), log)
     finally:
         _stop([relay])
 
@@ -257,7 +278,9 @@ def hub_run(bench: Bench, shape: Shape, workers: int, tag: str,
     ``evidence_log=False`` runs them without the evidence log (to measure its cost)."""
     log = bench.tmp / f"{tag}.log"
     home = str(bench.settings.home)
-    _set_evidence_log(bench.settings.config_path, evidence_log)
+    config = bench.settings.config_path
+    set_setting(config, "evidence_log", "true" if evidence_log else "false")
+    set_setting(config, "event_loop", json.dumps(shape.event_loop))
     if profile_dir is None:
         procs = [_spawn(["-m", "cli", "serve", "--home", home, "--worker-index", str(i),
                          "--log-level", "WARNING"], log) for i in range(workers)]
@@ -271,44 +294,22 @@ def hub_run(bench: Bench, shape: Shape, workers: int, tag: str,
             bodies=str(bench.bodies), count=shape.count, window=shape.window,
             warmup=shape.warmup, serial=shape.serial, tag=tag, user_id=bench.sender,
             receipt_queue=inbox_queue_name(bench.sender), hub_pids=tuple(p.pid for p in procs),
-            broker_pids=tuple(broker_pids())), log)
+            broker_pids=tuple(broker_pids()), rate=shape.rate, event_loop=shape.event_loop), log)
     finally:
         _stop(procs)
 
 
-def _set_evidence_log(config: Path, on: bool) -> None:
+def set_setting(config: Path, key: str, value: str) -> None:
+    """Set ``key = value`` (TOML text) in the hub home's ``axis.toml``."""
     lines = [line for line in config.read_text(encoding="utf-8").splitlines()
-             if not line.startswith("evidence_log")]  # fmt: skip
-    config.write_text("\n".join([*lines, f"evidence_log = {'true' if on else 'false'}"]) + "\n",
-                      encoding="utf-8")  # fmt: skip
+             if not line.startswith(f"{key} ")]  # fmt: skip
+    config.write_text("\n".join([*lines, f"{key} = {value}"]) + "\n", encoding="utf-8")
 
 
-# -- report ----------------------------------------------------------------------------
+# -- main ------------------------------------------------------------------------------
 
 
-def _row(label: str, r: LoadResult, base: LoadResult | None) -> str:
-    ratio = f"{r.per_second / base.per_second:>7.0%}" if base else f"{'base':>7}"
-    return (f"{label:<26} {r.per_second:>7.0f} {ratio} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} "
-            f"{r.serial_p50_ms:>8.1f} {r.serial_p99_ms:>8.1f} {r.hub_cpu_ms:>8.2f} "
-            f"{r.broker_cpu_ms:>8.2f} {r.load_cpu_ms:>8.2f} {r.machine_busy:>6.0%}")
-
-
-def median_run(results: Sequence[LoadResult]) -> LoadResult:
-    """The run with the median throughput (the lower middle one for an even count)."""
-    return sorted(results, key=lambda r: r.per_second)[(len(results) - 1) // 2]
-
-
-def print_table(rows: Sequence[tuple[str, LoadResult]], base: LoadResult) -> None:
-    print(f"{'':<26} {'msg/s':>7} {'vs pt':>7} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'ser p50':>8} {'ser p99':>8} {'proc CPU':>8} {'broker':>8} {'load':>8} {'box':>6}")
-    print(f"{'':<26} {'':>7} {'':>7} {'(loaded)':>8} {'(loaded)':>8} "
-          f"{'ms':>8} {'ms':>8} {'ms/msg':>8} {'ms/msg':>8} {'ms/msg':>8} {'busy':>6}")
-    for label, result in rows:
-        print(_row(label, result, None if result is base else base))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Set up, run the pass-through and the hub runs, print the table (and the profile)."""
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000, help="messages in the timed run")
@@ -323,44 +324,87 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="repeat the pass-through and hub runs, interleaved; report medians")
     parser.add_argument("--log-cost", action=argparse.BooleanOptionalAction, default=True,
                         help="also run 1 hub worker without the evidence log (its cost)")
+    parser.add_argument("--half-count", type=int, default=2000,
+                        help="messages paced at half the best hub row's peak, through the hub "
+                             "and the pass-through (latency at half load; 0: skip)")
+    parser.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
+                        help="event loop of the hub, the relay and the load (default: auto, "
+                             "uvloop where installed)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (the tables go to stderr)")
     parser.add_argument("--quick", action="store_true", help="500 messages, no profile")
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.warmup, args.serial, args.profile = min(args.count, 500), 50, 30, False
-    shape = Shape(args.count, args.window, args.warmup, args.serial)
+        args.half_count = min(args.half_count, 500)
+    return args
+
+
+def _peak_rows(bench: Bench, shape: Shape, args: argparse.Namespace) -> list[Row]:
+    """The pass-through and every hub row, ``--rounds`` times interleaved; their medians."""
+    runs: dict[str, list[LoadResult]] = {}
+    workers_of = {PT_LABEL: 0, NO_LOG_LABEL: 1}
+    for round_no in range(1, args.rounds + 1):  # interleaved, so noise hits every kind
+        runs.setdefault(PT_LABEL, []).append(passthrough_run(bench, shape, f"pt{round_no}"))
+        for workers in args.workers:
+            workers_of[hub_label(workers)] = workers
+            runs.setdefault(hub_label(workers), []).append(
+                hub_run(bench, shape, workers, f"hub{workers}r{round_no}"))
+        if args.log_cost:
+            runs.setdefault(NO_LOG_LABEL, []).append(
+                hub_run(bench, shape, 1, f"nolog{round_no}", evidence_log=False))
+    return [Row(label, workers_of[label], median_run(results),
+                tuple(r.per_second for r in results)) for label, results in runs.items()]
+
+
+def _half_load(bench: Bench, shape: Shape, best: Row, count: int) -> HalfLoad:
+    """The hub at ``best``'s worker count, then the pass-through, paced at half its peak."""
+    peak = best.median.per_second
+    paced = replace(shape, count=count, rate=peak / 2)
+    return HalfLoad(best.workers, paced.rate, peak, count,
+                    hub=hub_run(bench, paced, best.workers, "half-hub"),
+                    passthrough=passthrough_run(bench, paced, "half-pt"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Set up, run the pass-through and the hub runs, the half-load pair, print the table
+    (and the profile); with ``--json`` one JSON object on stdout, the rest on stderr."""
+    args = _parse(argv)
+    out = sys.stderr if args.json else sys.stdout
+    event_loop, _ = select_loop(args.loop)  # "uvloop" where it is missing fails here
+    shape = Shape(args.count, args.window, args.warmup, args.serial, args.loop)
     print(f"hub end to end: {shape.count} signed ~5 KB edoc packages, 1 recipient, "
-          f"window {shape.window}, prefetch 64, quorum queues, SQLite store")
-    with bench_environment(min(DISTINCT_BODIES, shape.count)) as bench:
-        size = (bench.bodies.stat().st_size // min(DISTINCT_BODIES, shape.count)) - 4
-        print(f"package size ≈ {size} bytes; vhost {bench.vhost}\n")
-        runs: dict[str, list[LoadResult]] = {}
-        for round_no in range(1, args.rounds + 1):  # interleaved, so noise hits every kind
-            runs.setdefault(PT_LABEL, []).append(passthrough_run(bench, shape, f"pt{round_no}"))
-            for workers in args.workers:
-                label = f"hub, {workers} worker{'s' if workers > 1 else ''}"
-                runs.setdefault(label, []).append(
-                    hub_run(bench, shape, workers, f"hub{workers}r{round_no}"))
-            if args.log_cost:
-                runs.setdefault(NO_LOG_LABEL, []).append(
-                    hub_run(bench, shape, 1, f"nolog{round_no}", evidence_log=False))
-        rows = [(label, median_run(results)) for label, results in runs.items()]
+          f"window {shape.window}, prefetch {PREFETCH}, quorum queues, SQLite store; "
+          f"event loop {event_loop} (--loop {args.loop}) in the hub, relay and load", file=out)
+    distinct = min(DISTINCT_BODIES, max(shape.count, args.half_count))
+    with bench_environment(distinct) as bench:
+        size = (bench.bodies.stat().st_size // distinct) - 4
+        print(f"package size ≈ {size} bytes; vhost {bench.vhost}\n", file=out)
+        rows = _peak_rows(bench, shape, args)
         if args.rounds > 1:
-            print(f"median of {args.rounds} interleaved rounds (by msg/s)")
-        print_table(rows, rows[0][1])
-        medians = dict(rows)
-        if NO_LOG_LABEL in medians and "hub, 1 worker" in medians:
-            with_log, without = medians["hub, 1 worker"], medians[NO_LOG_LABEL]
-            print(f"\nevidence log cost (1 worker, same run): "
-                  f"{1 - with_log.per_second / without.per_second:.1%} of throughput "
-                  f"({with_log.per_second:.0f} msg/s with the log, "
-                  f"{without.per_second:.0f} without); hub CPU "
-                  f"{with_log.hub_cpu_ms:.2f} vs {without.hub_cpu_ms:.2f} ms/msg")
+            print(f"median of {args.rounds} interleaved rounds (by msg/s)", file=out)
+        print_table(rows, out)
+        best = best_hub(rows)
+        half = None
+        if best is not None and args.half_count > 0:
+            half = _half_load(bench, shape, best, args.half_count)
+            print_half_load(half, out)
+        print_log_cost(rows, out)
+        profiled = None
         if args.profile:
             profile_dir = bench.tmp / "profile"
-            profiled = hub_run(bench, shape, 1, "prof", profile_dir)
+            profiled = hub_run(bench, shape, 1, "prof", profile_dir).per_second
             print(f"\nprofiled hub (1 process, cProfile in every thread): "
-                  f"{profiled.per_second:.0f} msg/s under the profiler")
-            report_profile(profile_dir, sys.stdout)
+                  f"{profiled:.0f} msg/s under the profiler", file=out)
+            report_profile(profile_dir, out)
+    if args.json:
+        params = {"count": shape.count, "window": shape.window, "warmup": shape.warmup,
+                  "serial": shape.serial, "workers": args.workers, "rounds": args.rounds,
+                  "half_count": args.half_count, "loop": args.loop, "prefetch": PREFETCH,
+                  "package_bytes": size, "queues": "quorum", "store": "sqlite",
+                  "log_cost": args.log_cost, "quick": args.quick,
+                  "profiled_msgs_per_s": profiled}  # fmt: skip
+        print(json.dumps(summary(rows, half, event_loop, params), allow_nan=False))
 
 
 if __name__ == "__main__":

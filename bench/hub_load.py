@@ -2,9 +2,12 @@
 
 ``python -m bench.hub_load load CONFIG.json`` is the publisher and the recipient
 consumer (one process, so publish and receive times come from one clock); it
-prints its figures as one JSON line. ``python -m bench.hub_load relay URL`` is the
-bare aio-pika pass-through the hub is compared with: consume, publish with a
-confirm, ack. Both run apart from the hub so they do not take its GIL.
+prints its figures as one JSON line. Its timed phase is either windowed (at most
+``window`` messages outstanding: the peak throughput) or paced (``rate`` > 0: one
+message every 1/rate s on a fixed schedule, open loop). ``python -m bench.hub_load
+relay URL`` is the bare aio-pika pass-through the hub is compared with: consume,
+publish with a confirm, ack. Both run apart from the hub so they do not take its
+GIL, on the event loop the hub uses (``--loop``, :mod:`axis.event_loop`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from axis.event_loop import EVENT_LOOPS, loop_name
+from axis.event_loop import run as run_on_loop
 from routing.topology import queue_arguments
 
 RELAY_IN = "bench.pt.in"
@@ -56,6 +61,8 @@ class LoadConfig:
     hub_pids: tuple[int, ...] = ()
     broker_pids: tuple[int, ...] = ()
     timeout: float = 120.0
+    rate: float = 0.0  # > 0: the timed phase publishes at this many messages per second
+    event_loop: str = "auto"
 
 
 @dataclass(slots=True)
@@ -74,6 +81,10 @@ class LoadResult:
     load_cpu_ms: float
     machine_busy: float
     receipts: dict[str, int] = field(default_factory=dict)
+    rate: float = 0.0
+    lag_p99_ms: float = 0.0  # paced: how late the publish calls were against their schedule
+    lag_max_ms: float = 0.0
+    event_loop: str = ""
 
 
 def write_bodies(path: Path, bodies: Sequence[bytes]) -> None:
@@ -158,30 +169,65 @@ class _Load:
         """Publish ``count`` messages, at most ``window`` outstanding; their latencies."""
         self.window = asyncio.Semaphore(window)
         self.latencies = []
-        self.idle.clear()
-        exchange = (await channel.get_exchange(self.config.exchange, ensure=False)
-                    if self.config.exchange else channel.default_exchange)
+        exchange = await self._exchange(channel)
         publishes: list[asyncio.Task[object]] = []
         for _ in range(count):
             await self.window.acquire()
             self._check()
-            self.serial_no += 1
-            key = f"{self.config.tag}-{self.serial_no}"
-            body = self.bodies[self.serial_no % len(self.bodies)]
-            message = aio_pika.Message(
-                body=body, message_id=key, user_id=self.config.user_id,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/xml")
-            self.sent[key] = time.perf_counter()
-            publishes.append(asyncio.create_task(
-                exchange.publish(message, self.config.routing_key, mandatory=True)))
-        await asyncio.gather(*publishes)
-        try:
-            await asyncio.wait_for(self.idle.wait(), self.config.timeout)
-        except TimeoutError:
-            raise SystemExit(f"{len(self.sent)} deliveries missing after "
-                             f"{self.config.timeout:g} s") from None
-        self._check()
+            self._publish(exchange, publishes)
+        await self._settle(publishes)
         return list(self.latencies)
+
+    async def paced(self, channel: AbstractChannel, count: int,
+                    rate: float) -> tuple[list[float], list[float]]:
+        """Publish ``count`` messages at ``rate`` per second on a fixed schedule, whether
+        or not the ones before them arrived (open loop); their latencies, and how late
+        each publish call was against its schedule."""
+        self.window = asyncio.Semaphore(count + 1)  # deliveries release it: never binding
+        self.latencies = []
+        exchange = await self._exchange(channel)
+        publishes: list[asyncio.Task[object]] = []
+        lags: list[float] = []
+        start = time.perf_counter()
+        for number in range(count):
+            due = start + number / rate
+            # Sleep even when late, so deliveries are read while catching up.
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            self._check()
+            lags.append(self._publish(exchange, publishes) - due)
+        await self._settle(publishes)
+        return list(self.latencies), lags
+
+    async def _exchange(self, channel: AbstractChannel) -> AbstractExchange:
+        if not self.config.exchange:
+            return channel.default_exchange
+        return await channel.get_exchange(self.config.exchange, ensure=False)
+
+    def _publish(self, exchange: AbstractExchange, tasks: list[asyncio.Task[object]]) -> float:
+        """Publish the next message as a task (awaiting the confirm) added to ``tasks``;
+        return its send time."""
+        self.serial_no += 1
+        key = f"{self.config.tag}-{self.serial_no}"
+        message = aio_pika.Message(
+            body=self.bodies[self.serial_no % len(self.bodies)], message_id=key,
+            user_id=self.config.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/xml")
+        self.sent[key] = sent = time.perf_counter()
+        tasks.append(asyncio.create_task(
+            exchange.publish(message, self.config.routing_key, mandatory=True)))
+        return sent
+
+    async def _settle(self, publishes: Sequence[asyncio.Task[object]]) -> None:
+        """Wait for the confirms and for every delivery still outstanding."""
+        await asyncio.gather(*publishes)
+        if self.sent:
+            self.idle.clear()  # it may have been set at a moment with nothing outstanding
+            try:
+                await asyncio.wait_for(self.idle.wait(), self.config.timeout)
+            except TimeoutError:
+                raise SystemExit(f"{len(self.sent)} deliveries missing after "
+                                 f"{self.config.timeout:g} s") from None
+        self._check()
 
     async def wait_receipts(self, want: int) -> None:
         deadline = time.perf_counter() + self.config.timeout
@@ -212,7 +258,11 @@ async def run_load(config: LoadConfig) -> LoadResult:
         serial = await load.phase(pub_channel, config.serial, 1)
         cpu_before, ticks_before = _cpu(config), machine_ticks()
         started = time.perf_counter()
-        latencies = await load.phase(pub_channel, config.count, config.window)
+        lags: list[float] = []
+        if config.rate > 0:
+            latencies, lags = await load.paced(pub_channel, config.count, config.rate)
+        else:
+            latencies = await load.phase(pub_channel, config.count, config.window)
         seconds = time.perf_counter() - started
         cpu_after, ticks_after = _cpu(config), machine_ticks()
         if config.receipt_queue:
@@ -229,7 +279,10 @@ async def run_load(config: LoadConfig) -> LoadResult:
         serial_p99_ms=percentile(serial, 0.99) * 1000,
         hub_cpu_ms=spent[0], broker_cpu_ms=spent[1], load_cpu_ms=spent[2],
         machine_busy=(ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1]),
-        receipts=dict(load.receipts))
+        receipts=dict(load.receipts), rate=config.rate,
+        lag_p99_ms=percentile(lags, 0.99) * 1000 if lags else 0.0,
+        lag_max_ms=max(lags, default=0.0) * 1000,
+        event_loop=loop_name(asyncio.get_running_loop()))
 
 
 def _cpu(config: LoadConfig) -> tuple[float, float, float]:
@@ -256,6 +309,7 @@ async def declare_relay_queues(channel: AbstractChannel) -> None:
 
 async def run_relay(url: str) -> None:
     """Consume ``bench.pt.in``; publish each body to ``bench.pt.out`` with a confirm; ack."""
+    print(f"relay on {loop_name(asyncio.get_running_loop())}", flush=True)
     connection = await aio_pika.connect_robust(url)
     channel = await connection.channel(publisher_confirms=True)
     await channel.set_qos(prefetch_count=PREFETCH)
@@ -278,17 +332,20 @@ async def run_relay(url: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``load CONFIG.json`` or ``relay AMQP_URL``."""
+    """``load CONFIG.json`` or ``relay AMQP_URL [--loop auto|asyncio|uvloop]``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("role", choices=("load", "relay"))
     parser.add_argument("target", help="the load's JSON config, or the relay's AMQP URL")
+    parser.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
+                        help="the relay's event loop (the load's is in its config)")
     args = parser.parse_args(argv)
     if args.role == "relay":
-        asyncio.run(run_relay(args.target))
+        run_on_loop(run_relay(args.target), args.loop)
         return
     raw = json.loads(Path(args.target).read_text())
     raw["hub_pids"], raw["broker_pids"] = tuple(raw["hub_pids"]), tuple(raw["broker_pids"])
-    result = asyncio.run(run_load(LoadConfig(**raw)))
+    config = LoadConfig(**raw)
+    result = run_on_loop(run_load(config), config.event_loop)
     sys.stdout.write(json.dumps(asdict(result)) + "\n")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import routing.hub
 from axis.commands.serve_cmd import hub_config
+from axis.event_loop import run as run_on_loop
 from axis.metrics import HubMetrics
 from axis.pki_files import load_credential
 from axis.receipts import HubReceiptSigner
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     setattr(routing.hub, "ThreadPoolExecutor", ProfiledExecutor)  # noqa: B010 - the hook
     main_profile = cProfile.Profile(time.thread_time)
     main_profile.enable()
-    asyncio.run(serve(settings))
+    run_on_loop(serve(settings), settings.event_loop)  # the loop `axis serve` would use
     main_profile.disable()
     out.mkdir(parents=True, exist_ok=True)
     pstats.Stats(main_profile).dump_stats(out / "main.prof")

@@ -20,12 +20,14 @@ from datetime import datetime
 from cryptography import x509
 from lxml import etree
 
+from envelopes.attachment_refs import AttachmentRef
 from envelopes.errors import AxisError
 from envelopes.model import NS, BusinessDocType, DocumentPackage, Package, StatusPackage
 from envelopes.parser import package_kind, read_package
 from envelopes.schema import validate_tree
 from envelopes.status_codes import StatusCode
 from envelopes.xmlsafe import XmlLimits, parse_tree
+from routing.attachment_check import checked_references
 from routing.contract import SUBMISSION_KEYS
 from routing.errors import (
     CertificateNotRegistered,
@@ -43,7 +45,7 @@ from routing.errors import (
     UnknownRoutingKey,
     UnknownSystem,
 )
-from routing.ports import RegistryView, RevocationView
+from routing.ports import AttachmentView, RegistryView, RevocationView
 from routing.values import DocumentParties, sha256_hex
 from signing.errors import CertificateMismatch
 from signing.keys import fingerprint
@@ -94,6 +96,8 @@ class HubContext:
     max_bytes: int = 16 * 1024 * 1024
     max_depth: int = 64
     revocation: RevocationView | None = None  # the CAs' CRL/OCSP answers; None: not checked
+    attachments: AttachmentView | None = None  # streamed files; None: none accepted
+    max_attachment_bytes: int = 2 * 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,7 @@ class Accepted:
     parties: DocumentParties | None = None  # for a status: the document it is about
     signer_fingerprint: str = ""  # SHA-256 of the certificate that signed the package
     revocation: RevocationStatus | None = None  # the CA's word on the signer, if checked
+    attachments: tuple[AttachmentRef, ...] = ()  # streamed files the package names
 
     @property
     def recipient_organs(self) -> tuple[str, ...]:
@@ -230,6 +235,8 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         _route_document(package, ctx.registry),
         signer_fingerprint=signer,
         revocation=revocation,
+        attachments=checked_references(package, system_id, ctx.attachments,
+                                       ctx.max_attachment_bytes),
     )
 
 

@@ -31,6 +31,7 @@ from routing.admission import RateLimiter
 from routing.amqp import broker_urls, connect_robust_any, tolerate_invalid_short_strings
 from routing.answers import StatusAnswers, make_heads_forever
 from routing.batching import Batcher
+from routing.contract_attachments import ATTACHMENT_QUEUE
 from routing.decide import (
     Accepted,
     HubContext,
@@ -40,10 +41,12 @@ from routing.decide import (
     route_status,
 )
 from routing.errors import RateLimited
+from routing.hub_attachments import ATTACHMENT_PREFETCH, AttachmentEndpoint
 from routing.hub_config import HubConfig
 from routing.hub_replies import HubReplies
 from routing.outbox import Outbox
 from routing.ports import (
+    AttachmentKeeper,
     EvidenceKeeper,
     HubMonitor,
     HubStore,
@@ -86,8 +89,10 @@ class Hub(HubReplies):
         clock: Callable[[], datetime] | None = None,
         evidence: EvidenceKeeper | None = None,
         revocation: RevocationKeeper | None = None,
+        attachments: AttachmentKeeper | None = None,
     ):
         self.config = config
+        self.attachments = attachments
         self.store = store
         self.signer = signer
         self.monitor: HubMonitor = monitor or NoMonitor()
@@ -114,6 +119,7 @@ class Hub(HubReplies):
             revocation, lambda: self._registry.snapshot, self._clock,
             config.revocation_refresh_seconds)  # fmt: skip
         self._fetcher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -140,12 +146,25 @@ class Hub(HubReplies):
             ),
             (self._topology.query_queue, await self._topology.query_queue.consume(queries.handle)),
         ]
+        if self.attachments is not None:
+            await self._serve_attachments(self.attachments)
         self._refresher = asyncio.create_task(
             self._registry.refresh_forever(self.config.registry_refresh_seconds))
         if self.evidence is not None:
             self._head_maker = asyncio.create_task(make_heads_forever(
                 self.evidence, self._io, self.config.log_head_seconds))  # fmt: skip
         log.info("hub consuming %s", self._topology.submit_queue.name)
+
+    async def _serve_attachments(self, keeper: AttachmentKeeper) -> None:
+        """Consume ``axis.attachment`` on a channel of its own: its small prefetch bounds the
+        chunks in memory, and a long upload does not hold back submissions."""
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=ATTACHMENT_PREFETCH)
+        queue = await channel.get_queue(ATTACHMENT_QUEUE)  # passive: restored with the channel
+        endpoint = AttachmentEndpoint(keeper, channel, self._io, self.monitor)
+        self._consumer_tags.append((queue, await queue.consume(endpoint.handle)))
+        self._sweeper = asyncio.create_task(endpoint.sweep_forever())
 
     async def stop(self) -> None:
         """Graceful stop: cancel consumers, finish in-flight work, then close."""
@@ -157,7 +176,7 @@ class Hub(HubReplies):
         self._consumer_tags = []
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        for task in (self._refresher, self._head_maker, self._fetcher):
+        for task in (self._refresher, self._head_maker, self._fetcher, self._sweeper):
             if task:
                 task.cancel()
         if self._fetching is not None:
@@ -247,6 +266,8 @@ class Hub(HubReplies):
             trust=self._registry.trust,
             max_bytes=self.config.max_submission_bytes,
             revocation=self.revocation,
+            attachments=self.attachments,
+            max_attachment_bytes=self.config.max_attachment_bytes,
         )
         receipt_id = str(uuid.uuid4())
         verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
@@ -265,6 +286,8 @@ class Hub(HubReplies):
         self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records,
         *, again: bool,
     ) -> None:  # fmt: skip
+        if isinstance(verdict, Accepted) and verdict.attachments:
+            await self._grant(verdict)  # before any recipient can see the package
         stored = await self._commits.run(records)
         if isinstance(stored, DocumentIdTaken):
             verdict, records = await self._document_id_reused(verdict)
@@ -277,16 +300,28 @@ class Hub(HubReplies):
         if stored.log_index is not None:
             self.monitor.logged(1)
         if isinstance(verdict, Accepted):
-            await self.outbox.deliveries(verdict)
+            # The copies and the receipt in flight together; the ack waits for every
+            # confirm, so a crash before it still publishes all of them again.
+            await asyncio.gather(self.outbox.deliveries(verdict), self.outbox.receipt(
+                message, stored, self._registered(stored.user_id)))  # fmt: skip
             await self._answers.after_status(verdict, self.outbox)
             self.monitor.accepted(verdict.kind, len(verdict.deliveries))
             if self._fetching is not None:
                 self._fetching.report(verdict)
-        else:
-            self.monitor.rejected(verdict.kind, verdict.code)
-            log.info("rejected %s from %s: %s", verdict.submission.message_id,
-                     verdict.submission.user_id, verdict.error)  # fmt: skip
+            self._receipt_sent(message)
+            await message.ack()
+            return
+        self.monitor.rejected(verdict.kind, verdict.code)
+        log.info("rejected %s from %s: %s", verdict.submission.message_id,
+                 verdict.submission.user_id, verdict.error)  # fmt: skip
         await self._receipt_and_ack(message, stored)
+
+    async def _grant(self, verdict: Accepted) -> None:
+        keeper = self.attachments
+        assert keeper is not None  # the decision accepts streamed files only with a keeper
+        recipients = [d.system_id for d in verdict.deliveries]
+        for ref in verdict.attachments:
+            await self._in_io(keeper.grant, verdict.sender_system, ref.sha256, recipients)
 
     async def _after_failure(
         self, message: AbstractIncomingMessage, origin: Origin, exc: Exception

@@ -9,6 +9,7 @@ receipts into another system's inbox, or feed them back into ``axis.submit``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -60,12 +61,13 @@ class Outbox:
         sender_system: str, sender_organ: str, document_id: str, consignment: str,
         status_code: str | None,
     ) -> None:  # fmt: skip
-        for system_id, organs in routes:
-            msg = delivery_message(
+        # Every copy is in flight at once: one wait for all the confirms, not one per copy.
+        await asyncio.gather(*(
+            self.to_inbox(delivery_message(
                 body=body, kind=kind, sender_system=sender_system, sender_organ=sender_organ,
                 recipient_organs=organs, document_id=document_id, consignment=consignment,
-                status_code=status_code)  # fmt: skip
-            await self.to_inbox(msg, system_id)
+                status_code=status_code), system_id)
+            for system_id, organs in routes))  # fmt: skip
 
     async def receipt(
         self,

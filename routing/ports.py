@@ -11,11 +11,13 @@ keeps the dependency one-way: the service satisfies these without importing a ba
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from cryptography import x509
 
+from routing.contract_attachments import ChunkAddress
 from routing.values import (
     DeliveryRecord,
     DocumentIdTaken,
@@ -231,6 +233,46 @@ class EvidenceKeeper(Protocol):
         ...
 
 
+class AttachmentView(Protocol):
+    """What the decision reads of a sender's streamed files (a stat; no file is read)."""
+
+    def state_of(self, owner: str, sha256: str, size: int) -> str:
+        """``complete`` (whole, SHA-256 checked), ``mismatch``, ``partial`` or ``missing``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PutOutcome:
+    """After a chunk: how many chunks of the file the hub holds, and whether it is whole."""
+
+    held: int
+    complete: bool
+
+
+class AttachmentKeeper(AttachmentView, Protocol):
+    """Where the hub keeps streamed files (docs/protocol.md); called in threads."""
+
+    def put(self, owner: str, address: ChunkAddress, data: bytes) -> PutOutcome:
+        """Store a chunk; on the last one check the whole file (``attachment.*`` errors)."""
+        ...
+
+    def held(self, owner: str, sha256: str, size: int) -> tuple[list[int], bool]:
+        """The chunk indices held, and whether the file is whole and checked."""
+        ...
+
+    def grant(self, owner: str, sha256: str, recipients: Sequence[str]) -> None:
+        """Let the recipient systems of an accepted package download the file."""
+        ...
+
+    def read_chunk(self, requester: str, address: ChunkAddress) -> bytes:
+        """A chunk for a system the file was granted to (else ``attachment.not_found``)."""
+        ...
+
+    def sweep(self, now: datetime | None = None) -> object:
+        """Drop abandoned uploads and files past their retention."""
+        ...
+
+
 class HubMonitor(Protocol):
     """What the hub reports as it works (metrics); every argument is from a bounded set."""
 
@@ -279,6 +321,11 @@ class HubMonitor(Protocol):
         """``entries`` entries were appended to the evidence log (committed)."""
         ...
 
+    def attachment_answered(self, request: str, code: str, size: int) -> None:
+        """An attachment request (``put``, ``get``, ``state``) was answered: ``code`` is ""
+        or the refusal's code; ``size`` the chunk bytes stored or sent."""
+        ...
+
 
 class NoMonitor:
     """A :class:`HubMonitor` that records nothing."""
@@ -314,4 +361,7 @@ class NoMonitor:
         pass
 
     def logged(self, entries: int) -> None:
+        pass
+
+    def attachment_answered(self, request: str, code: str, size: int) -> None:
         pass

@@ -67,6 +67,7 @@ def records_for(
         error_code="" if isinstance(verdict, Accepted) else verdict.code,
         reason="" if isinstance(verdict, Accepted) else verdict.error.reason,
         signer_fingerprint=verdict.signer_fingerprint if isinstance(verdict, Accepted) else "",
+        attachments=verdict.attachments if isinstance(verdict, Accepted) else (),
     )
     receipt_bytes = signer.sign(receipt)
     bound = is_bound(sub)

@@ -37,6 +37,7 @@ from routing.contract import (
     SUBMIT_QUEUE,
     inbox_queue_name,
 )
+from routing.contract_attachments import ATTACHMENT_KEYS, ATTACHMENT_QUEUE
 from routing.retry import H_RETRY_LEVEL, RETRY_DELAYS, retry_queue_name
 
 QUEUE_TYPES = ("quorum", "classic")
@@ -56,6 +57,7 @@ class Topology:
     submit_queue: AbstractQueue
     query_queue: AbstractQueue
     dead_queue: AbstractQueue
+    attachment_queue: AbstractQueue
 
 
 def queue_arguments(
@@ -96,6 +98,11 @@ def hub_queues(queue_type: str) -> tuple[QueueSpec, ...]:
                   queue_arguments(queue_type, delivery_limit=SUBMIT_DELIVERY_LIMIT),
                   ((SUBMIT_EXCHANGE, EDOC_KEY), (SUBMIT_EXCHANGE, STATUS_KEY))),
         QueueSpec(QUERY_QUEUE, queue_arguments(queue_type), ((QUERY_EXCHANGE, QUERY_KEY),)),
+        # Chunks are answered, so a lost one is sent again: no dead letters of 1 MiB each.
+        QueueSpec(ATTACHMENT_QUEUE,
+                  queue_arguments(queue_type, dead_letter=False,
+                                  delivery_limit=SUBMIT_DELIVERY_LIMIT),
+                  tuple((QUERY_EXCHANGE, key) for key in ATTACHMENT_KEYS)),
         *(retry_queue(queue_type, level) for level in range(1, len(RETRY_DELAYS) + 1)),
     )  # fmt: skip
 
@@ -140,6 +147,7 @@ async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum")
         submit_queue=submit_queue,
         query_queue=query_queue,
         dead_queue=dead_queue,
+        attachment_queue=queues[ATTACHMENT_QUEUE],
     )  # fmt: skip
 
 

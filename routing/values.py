@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from envelopes.attachment_refs import AttachmentRef
 from signing.revocation import RevocationEvidence
 
 # What the submission claimed to be (its routing key); anything else was rejected.
@@ -23,7 +24,10 @@ EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered
 
 # Refusals that do not use up the consignment id: the sender sends the same one again later,
 # and the store replaces the refused record with the new outcome.
-RETRYABLE_CODES = frozenset({"submission.rate_limited", "hub.unavailable"})
+# Refusals after which the same consignment id may be sent again: nothing was wrong with
+# the package itself (a streamed file may be uploaded, or uploaded again, first).
+RETRYABLE_CODES = frozenset({"submission.rate_limited", "hub.unavailable",
+                             "attachment.incomplete", "attachment.digest_mismatch"})
 
 # What the store keeps of a refused body: its size, digest and this much of its start.
 REFUSED_EXCERPT_BYTES = 4096
@@ -59,6 +63,7 @@ class Receipt:
     recipient_system: str = ""
     status_code: str = ""
     signer_fingerprint: str = ""
+    attachments: tuple[AttachmentRef, ...] = ()  # streamed files an accepted package names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

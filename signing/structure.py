@@ -115,7 +115,7 @@ def inspect_signature(root: etree._Element, *, allow_sha1: bool) -> SignatureSha
 
 
 def _whole_document_reference(signed_info: etree._Element) -> etree._Element:
-    references = signed_info.findall(_clark("ds:Reference"))
+    references = _children(signed_info, "ds:Reference")
     if not references:
         raise SignatureInvalid("SignedInfo has no Reference")
     if len(references) > 1:
@@ -142,7 +142,7 @@ def _check_algorithm(parent: etree._Element, path: str, allowed: frozenset[str])
 
 
 def _check_transforms(reference: etree._Element) -> None:
-    transforms = reference.findall(_clark("ds:Transforms/ds:Transform"))
+    transforms = _children(reference, "ds:Transforms/ds:Transform")
     algorithms = [t.get("Algorithm") or "" for t in transforms]
     if ENVELOPED not in algorithms:
         raise SignatureInvalid("the Reference lacks the enveloped-signature transform")
@@ -160,18 +160,29 @@ def _refuse_unless(algorithm: str, allowed: Iterable[str], what: str) -> None:
 
 
 def _only(parent: etree._Element, path: str) -> etree._Element | None:
-    found = parent.findall(_clark(path))
+    found = _children(parent, path)
     return found[0] if len(found) == 1 else None
 
 
+def _children(parent: etree._Element, path: str) -> list[etree._Element]:
+    """What ``parent.findall(path)`` finds for a path of child steps (``ds:A/ds:B``), in order.
+
+    Tag-filtered child iteration runs in libxml2; ElementPath would walk in Python.
+    """
+    found = [parent]
+    for tag in _clark_steps(path):
+        found = [child for node in found for child in node.iterchildren(tag)]
+    return found
+
+
 @functools.lru_cache(maxsize=32)
-def _clark(path: str) -> str:
-    """``ds:A/ds:B`` in Clark notation, which spares lxml a prefix map on every look-up."""
-    return "/".join(DS.join("{}") + step.removeprefix("ds:") for step in path.split("/"))
+def _clark_steps(path: str) -> tuple[str, ...]:
+    """``ds:A/ds:B`` as Clark-notation tags, one per step."""
+    return tuple(f"{{{DS}}}{step.removeprefix('ds:')}" for step in path.split("/"))
 
 
 def _certificates(signature: etree._Element) -> tuple[bytes, ...]:
-    texts = signature.findall(_clark("ds:KeyInfo/ds:X509Data/ds:X509Certificate"))
+    texts = _children(signature, "ds:KeyInfo/ds:X509Data/ds:X509Certificate")
     if not texts:
         raise UntrustedCertificate("the Signature carries no KeyInfo/X509Data/X509Certificate")
     ders: list[bytes] = []
@@ -260,16 +271,18 @@ def check_signature_content(signature: etree._Element) -> None:
 
 
 def _check_element(element: etree._Element, content: _Content) -> None:
-    if not content.text:
+    text_allowed = content.text
+    if not text_allowed:
         _refuse_text(element.text, element)
     position = 0
     for child in element:
-        if isinstance(child.tag, str):
-            position = _admit(element, content, position, child)
-            _check_element(child, _CONTENT[child.tag])
+        tag = child.tag
+        if isinstance(tag, str):
+            position = _admit(element, content, position, child, tag)
+            _check_element(child, _CONTENT[tag])
         elif not isinstance(child, etree._Comment):
             _refuse_node(element, child)
-        if not content.text:
+        if not text_allowed:
             _refuse_text(child.tail, element)
 
 
@@ -286,11 +299,14 @@ def _refuse_node(parent: etree._Element, node: etree._Element) -> None:
     )
 
 
-def _admit(parent: etree._Element, content: _Content, position: int, child: etree._Element) -> int:
-    """The step position after ``child``; refuse it if no step from ``position`` admits it."""
+def _admit(
+    parent: etree._Element, content: _Content, position: int, child: etree._Element, tag: str
+) -> int:
+    """The step position after ``child`` (tagged ``tag``); refuse it if no step from
+    ``position`` admits it."""
     for index in range(position, len(content.steps)):
         tags, repeatable = content.steps[index]
-        if child.tag in tags:
+        if tag in tags:
             return index if repeatable else index + 1
     raise SignatureUnexpectedContent(
         f"{_what(parent, content, child)}; {_allowed(content)}",

@@ -2,9 +2,12 @@
 
 The policy says which certificates are trusted (anchors or pinned ones), whether
 legacy SHA-1 is accepted and *when* validity is judged; nothing is read from the
-clock. The result is the tree signxml says was signed: callers must read only
-that, never the input tree (anything outside the signed content, e.g. inside
-``ds:Object``, is not in it).
+clock. The result is the tree that was signed: callers must read only that, never
+the input tree (anything outside the signed content, e.g. inside ``ds:Object``, is
+not in it).
+
+A signature in the profile Axis signs with is checked by :mod:`signing.fixed_verify`;
+any other that the structure checks admit goes through signxml (``_TreeVerifier``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 from envelopes.errors import AxisError
 from envelopes.xmlsafe import parse_tree
 from signing.errors import SignatureInvalid, UntrustedCertificate
+from signing.fixed_verify import check as check_fixed_profile
 from signing.structure import (
     DIGEST_METHODS,
     SHA1_DIGEST_METHODS,
@@ -214,12 +218,19 @@ class Verifier:
         Raises only :class:`AxisError` subclasses: ``envelope.*`` for unreadable
         XML, ``signature.*`` for everything else.
         """
-        root = parse_tree(data) if isinstance(data, bytes | bytearray | memoryview) else data
+        if isinstance(data, bytes | bytearray | memoryview):
+            root, owned = parse_tree(data), True  # parsed here: nothing else holds the tree
+        else:
+            root, owned = data, False
         if not isinstance(root, etree._Element):
             raise SignatureInvalid("verify() needs bytes or an lxml element")
         try:
             shape = inspect_signature(root, allow_sha1=self._allow_sha1)
             signer = self._trust.signer(shape.certificates_der, _utc(at))
+            signed = check_fixed_profile(root, shape.element, signer, _utc(at), _PARSER,
+                                         owned=owned)  # fmt: skip
+            if signed is not None:
+                return Verified(root=signed.root, signer=signer, signed_bytes=signed.data)
             return self._check_signature(root, signer, _utc(at))
         except AxisError:
             raise
@@ -229,6 +240,7 @@ class Verifier:
     def _check_signature(
         self, root: etree._Element, signer: x509.Certificate, at: datetime
     ) -> Verified:
+        """signxml's verification, for what the fixed profile leaves undecided."""
         config = replace(self._config, verification_time=at)
         try:
             result = _TreeVerifier().verify(

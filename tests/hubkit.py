@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from axis.attachment_store import attachment_store_for
 from axis.client.agency import AgencyClient, InboxItem
 from axis.client.profile import Profile
 from axis.evidence.service import EvidenceService
@@ -63,6 +64,7 @@ class HubKit:
         config.setdefault("queue_type", self.settings.queue_type)
         tsa_url = config.pop("tsa_url", "")
         revocation = config.pop("revocation", None)  # a routing.ports.RevocationKeeper
+        attachments = config.pop("attachments", None) or attachment_store_for(self.settings)
         key = load_credential(self.pki.hub_key, self.pki.hub_cert)
         self.evidence = EvidenceService(self.store, key, tsa_url=tsa_url,
                                         on_unstamped=self.metrics.head_unstamped)  # fmt: skip
@@ -73,6 +75,7 @@ class HubKit:
             self.metrics,
             evidence=self.evidence,
             revocation=revocation,
+            attachments=attachments,
         )
         await self.hub.start()
         return self.hub

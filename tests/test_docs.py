@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from axis.provision import system_permissions
 from axis.settings import _ENV_OVERRIDES, Settings
 from cli import app
-from routing import contract, topology
+from routing import contract, contract_attachments, topology
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -149,6 +149,7 @@ def test_protocol_receipt_example_matches_the_builder() -> None:
     from datetime import UTC, datetime
 
     from axis.receipts import RECEIPT_NS, receipt_xml
+    from envelopes.attachment_refs import AttachmentRef
     from routing.values import Receipt
 
     text = (DOCS / "protocol.md").read_text(encoding="utf-8")
@@ -158,6 +159,7 @@ def test_protocol_receipt_example_matches_the_builder() -> None:
             receipt_id="r", event="rejected", message_id="m", package_sha256="0",
             hub_time=datetime(2026, 1, 1, tzinfo=UTC), error_code="x.y", reason="z",
             signer_fingerprint="f", status_code="03",  # every optional element, in order
+            attachments=(AttachmentRef("a.tif", 1, "0" * 64),),
         )
     ).decode()  # fmt: skip
     element_order = re.findall(r"<axis:([A-Za-z]+)", built)
@@ -226,11 +228,16 @@ def test_asyncapi_routing_keys_are_the_topology(spec: dict[str, Any]) -> None:
         for op in spec["operations"].values()
         for key in op.get("bindings", {}).get("amqp", {}).get("cc", [])
     }
-    assert keys == {contract.EDOC_KEY, contract.STATUS_KEY, contract.QUERY_KEY}
+    assert keys == {contract.EDOC_KEY, contract.STATUS_KEY, contract.QUERY_KEY,
+                    *contract_attachments.ATTACHMENT_KEYS}
 
 
 def test_asyncapi_headers_are_the_message_module(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
+    attachment = set(schemas["attachmentHeaders"]["properties"])
+    assert attachment == {contract_attachments.H_SHA256, contract_attachments.H_SIZE,
+                          contract_attachments.H_INDEX, contract_attachments.H_CHUNK_SHA256,
+                          contract_attachments.H_OWNER}  # fmt: skip
     delivery = set(schemas["deliveryHeaders"]["properties"])
     receipt = set(schemas["receiptHeaders"]["properties"])
     dead = set(schemas["deadLetterHeaders"]["properties"])

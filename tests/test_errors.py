@@ -32,6 +32,14 @@ PINNED_CODES = frozenset(
         "envelope.too_deep",
         "envelope.schema_violation",
         "envelope.invalid_attachment",
+        "attachment.error",
+        "attachment.too_large",
+        "attachment.digest_mismatch",
+        "attachment.incomplete",
+        "attachment.quota_exceeded",
+        "attachment.invalid_chunk",
+        "attachment.not_found",
+        "attachment.unavailable",
         "envelope.invalid_metadata",
         "signature.error",
         "signature.missing",
@@ -126,7 +134,7 @@ ORIGINS = frozenset(
     {
         "axis", "envelope", "signature", "sender", "recipient", "submission", "status",
         "receipt", "registry", "config", "pki", "transport", "hub", "log", "timestamp",
-        "audit", "store",
+        "audit", "store", "attachment",
     }
 )  # fmt: skip
 

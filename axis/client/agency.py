@@ -5,16 +5,21 @@ publishes with ``user_id`` = the system id and publisher confirms, verifies what
 arrives (senders' signatures against the trust anchors, receipts against the
 hub's certificate) and acks only after the application says it has stored the
 item. Each stored document is answered with status 01 (arrived) automatically.
+Files above the inline limit travel as streamed attachments: :meth:`AgencyClient.attach_files`
+uploads them, and a delivered document's files are downloaded before it is handed over
+(``axis/client/upload.py``, ``axis/client/download.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiormq
@@ -27,8 +32,10 @@ from aio_pika.abc import (
 from cryptography import x509
 
 from axis.client.config import ClientConfig
+from axis.client.download import DownloadProgress, fetch_item_files
 from axis.client.push import watch_queue
 from axis.client.queries import HubQueries
+from axis.client.upload import DEFAULT_WINDOW, FileUpload, NamedProgress, attach_files
 from axis.errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -36,9 +43,10 @@ from axis.errors import (
     SenderMismatch,
 )
 from axis.receipts import VerifiedReceipt
+from envelopes.attachment_refs import AttachmentRef, references
 from envelopes.builder import build_package, status_package
 from envelopes.errors import AxisError
-from envelopes.model import DocumentPackage, Organization, Package, StaffInfo
+from envelopes.model import Attachment, DocumentPackage, Organization, Package, StaffInfo
 from envelopes.parser import read_package
 from envelopes.status_codes import StatusCode
 from routing.amqp import broker_urls, connect_robust_any, publish_confirmed
@@ -71,6 +79,7 @@ class InboxItem:
     receipt: VerifiedReceipt | None = None
     signer: x509.Certificate | None = None
     error: AxisError | None = None
+    files: dict[str, Path] = field(default_factory=dict)  # streamed files, by SHA-256
     _message: AbstractIncomingMessage | None = field(default=None, repr=False)
     _on_ack: Callable[[InboxItem], Any] | None = field(default=None, repr=False)
 
@@ -81,6 +90,13 @@ class InboxItem:
     @property
     def recipient_organs(self) -> tuple[str, ...]:
         return read_delivery_headers(self.headers).recipient_organs
+
+    @property
+    def references(self) -> tuple[AttachmentRef, ...]:
+        """The streamed files the verified document names (their bytes: :attr:`files`)."""
+        if self.error is not None or self.package is None:
+            return ()
+        return references(self.package)
 
     async def ack(self) -> bool:
         """Settle the message: the application has stored it (sends status 01 for documents).
@@ -108,11 +124,19 @@ class AgencyClient(HubQueries):
         auto_arrived: bool = True,
         clock: Callable[[], datetime] | None = None,
         sent_consignments: set[str] | None = None,
+        download_dir: Path | None = None,
+        download_progress: DownloadProgress | None = None,
     ) -> None:
         """``sent_consignments``: the ids of every consignment this system sent (kept by the
         application across runs); given, a receipt about any other id is refused with
-        ``receipt.not_ours``. :meth:`send` adds to it."""
+        ``receipt.not_ours``. :meth:`send` adds to it. ``download_dir``: where streamed
+        files are downloaded (keep it across runs: an interrupted download resumes there;
+        default: a folder of the system's in the temporary directory).
+        ``download_progress(ref, bytes_done, bytes_total)`` reports each download."""
         self.config = config
+        self.download_dir = download_dir or Path(tempfile.gettempdir()) / (
+            "axis-downloads-" + "".join(c if c.isalnum() else "_" for c in config.system_id))
+        self.download_progress = download_progress
         self.auto_arrived = auto_arrived
         self.sent_consignments = sent_consignments
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -166,6 +190,13 @@ class AgencyClient(HubQueries):
             self._connection = None
 
     @property
+    def connection(self) -> AbstractRobustConnection:
+        """The broker connection (``transport.unreachable`` when not connected)."""
+        if self._connection is None:
+            raise BrokerUnreachable("the client is not connected")
+        return self._connection
+
+    @property
     def channel(self) -> AbstractChannel:
         if self._channel is None:
             raise BrokerUnreachable("the client is not connected")
@@ -198,6 +229,19 @@ class AgencyClient(HubQueries):
         if self.sent_consignments is not None:
             self.sent_consignments.add(message_id)
         return message_id
+
+    async def attach_files(self, paths: Sequence[Path], *, inline_max: int | None = None,
+                           progress: NamedProgress | None = None,
+                           hashing: NamedProgress | None = None, window: int = DEFAULT_WINDOW,
+                           uploads: list[FileUpload] | None = None,
+                           ) -> list[Attachment]:  # fmt: skip
+        """Attachments for a document: files up to ``inline_max`` (default: the config's
+        ``inline_attachment_max``) inline, larger ones uploaded and referenced. Every file
+        is checked first (readable, at most ``max_attachment_bytes``). Build the document
+        with them, then :meth:`sign` and :meth:`send` it as usual. ``uploads`` collects the
+        :class:`~axis.client.upload.FileUpload` of each streamed file."""
+        return await attach_files(self, paths, inline_max=inline_max, progress=progress,
+                                  hashing=hashing, window=window, uploads=uploads)  # fmt: skip
 
     async def _restored(self, channel: AbstractChannel) -> AbstractChannel:
         """``channel`` once restored after a lost connection: a consumer's channel may be
@@ -261,11 +305,14 @@ class AgencyClient(HubQueries):
         return watch_queue(self._connection, queue, self._unseen_item, prefetch=prefetch)
 
     async def _unseen_item(self, message: AbstractIncomingMessage) -> InboxItem | None:
-        """``message`` verified, or None once acked when it is a copy already stored."""
+        """``message`` verified (with the files it references downloaded), or None once
+        acked when it is a copy already stored."""
         if (message.message_id or "") in self._seen:
             await message.ack()  # a copy the hub published twice: already stored
             return None
-        return self._item(message)
+        item = self._item(message)
+        await fetch_item_files(self, item, self.download_dir, progress=self.download_progress)
+        return item
 
     def _item(self, message: AbstractIncomingMessage) -> InboxItem:
         item = InboxItem(

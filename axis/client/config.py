@@ -13,6 +13,9 @@ from cryptography import x509
 from envelopes.model import Organization
 from signing.keys import SigningKey
 
+INLINE_ATTACHMENT_MAX = 4 * 1024 * 1024  # larger files are streamed, not put in the package
+MAX_ATTACHMENT_BYTES = 2 * 1024**3  # the hub's default max_attachment_bytes
+
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
@@ -25,3 +28,6 @@ class ClientConfig:
     trust_anchors: tuple[x509.Certificate, ...]
     organ: Organization | None = None
     failover: tuple[str, ...] = ()  # other nodes of the broker's cluster, "host:port"
+    # Files up to this size travel inside the package; larger ones are streamed in chunks.
+    inline_attachment_max: int = INLINE_ATTACHMENT_MAX
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES  # refused before any upload above it

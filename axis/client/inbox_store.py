@@ -5,10 +5,14 @@ never leaves half an item, and only then is the message acked::
 
     inbox/<item id>/package.edxml     the bytes exactly as delivered
     inbox/<item id>/attachments/…     attachments, unpacked, byte-identical (a repeated
-                                      name gets ``~2``; meta.json maps each to its file)
+                                      name gets ``~2``; meta.json maps each to its file);
+                                      a streamed file is moved in from the download
+                                      folder under its reference's name
     inbox/<item id>/meta.json         kind, parties, subject, verification result and
                                       ``fetched_by``: the system whose inbox it came from
 
+Streamed files are downloaded into :attr:`InboxStore.download_dir` (``.downloads``,
+kept across runs so an interrupted download resumes) before the item is saved.
 ``axis status`` counts a document stored here as one this system received
 (:func:`fetched_document`).
 """
@@ -24,11 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from axis.client.agency import InboxItem
-from envelopes.model import DocumentPackage, StatusPackage
+from axis.files import sync_dir
+from envelopes.attachment_refs import is_reference, read_reference
+from envelopes.errors import AxisError
+from envelopes.model import Attachment, DocumentPackage, StatusPackage
 from routing.contract import TYPE_EDOC
 from signing.keys import fingerprint
 
 META = "meta.json"
+DOWNLOADS = ".downloads"
 
 
 class InboxStore:
@@ -37,6 +45,12 @@ class InboxStore:
     def __init__(self, folder: Path, system_id: str = "") -> None:
         self.folder = folder
         self.system_id = system_id
+
+    @property
+    def download_dir(self) -> Path:
+        """Where streamed files are downloaded before an item is saved (same file system,
+        so saving moves them in)."""
+        return self.folder / DOWNLOADS
 
     def known_ids(self) -> set[str]:
         """Message ids already stored (so a re-delivered copy is not stored twice)."""
@@ -80,13 +94,17 @@ class InboxStore:
             taken: set[str] = set()
             for att, entry in zip(item.package.attachments, meta["attachments"], strict=True):
                 entry["file"] = _unique(_safe(att.attachment_name), taken)
-                _write(attachments / entry["file"], att.data)
-            _sync_dir(attachments)
+                if not _put_attachment(attachments / entry["file"], att, entry, item.files):
+                    taken.discard(entry["file"])
+                    entry["file"] = None  # a streamed file that could not be downloaded
+            sync_dir(attachments)
         _write(tmp / META, json.dumps(meta, ensure_ascii=False, indent=2).encode("utf-8"))
-        _sync_dir(tmp)
+        sync_dir(tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        _sync_dir(self.folder)
+        sync_dir(self.folder)
+        for downloaded in set(item.files.values()):  # in the item's folder now
+            downloaded.unlink(missing_ok=True)
         return meta
 
     def has_document(self, system_id: str, document_id: str, sender_organ: str) -> bool:
@@ -149,19 +167,43 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _put_attachment(path: Path, att: Attachment, entry: dict[str, Any],
+                    files: Mapping[str, Path]) -> bool:  # fmt: skip
+    """Write an inline attachment, or link (else copy) a downloaded streamed file, to ``path``;
+    False for a streamed file that is not there."""
+    if not entry.get("streamed"):
+        _write(path, att.data)
+        return True
+    source = files.get(str(entry["sha256"]))
+    if source is None or not source.is_file():
+        return False
+    try:
+        os.link(source, path)  # the download is removed only once the item is in place
+    except OSError:
+        shutil.copyfile(source, path)
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    return True
+
+
+def _attachment_entry(att: Attachment) -> dict[str, Any]:
+    """What meta.json says of one attachment: the file's name, SHA-256 and size (for a
+    streamed file, the ones its signed reference gives)."""
+    if not is_reference(att):
+        return {"name": att.attachment_name, "sha256": att.sha256, "size": att.size}
+    try:
+        ref = read_reference(att)
+    except AxisError:
+        return {"name": att.attachment_name, "sha256": None, "size": None, "streamed": True}
+    return {"name": att.attachment_name, "sha256": ref.sha256, "size": ref.size,
+            "content_type": ref.content_type, "streamed": True}  # fmt: skip
+
+
 def _write(path: Path, data: bytes) -> None:
     with path.open("wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _meta(item: InboxItem, item_id: str) -> dict[str, Any]:
@@ -187,10 +229,7 @@ def _meta(item: InboxItem, item_id: str) -> dict[str, Any]:
             document_id=package.document_id,
             sender=package.sender.organ_id,
             subject=package.subject,
-            attachments=[
-                {"name": a.attachment_name, "sha256": a.sha256, "size": a.size}
-                for a in package.attachments
-            ],
+            attachments=[_attachment_entry(a) for a in package.attachments],
         )
         meta.setdefault(
             "summary", f"{package.document_id} from {package.sender.organ_id}: {package.subject}"

@@ -11,6 +11,8 @@ A profile is a TOML file (named by ``--profile`` or ``$AXIS_PROFILE``)::
     hub_cert = "hub.pem"
     ca = "ca.pem"
     amqp_failover = ["127.0.0.1:5673"]   # optional: other nodes of the broker's cluster
+    inline_attachment_max = 4194304      # optional: larger files are streamed (bytes)
+    max_attachment_bytes = 2147483648    # optional: larger files are refused (bytes)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from axis.client.agency import ClientConfig
+from axis.client.config import INLINE_ATTACHMENT_MAX, MAX_ATTACHMENT_BYTES
 from axis.errors import InvalidSettings, ProfileNotFound
 from axis.pki_files import load_credential
 from axis.settings import check_addresses
@@ -47,6 +50,8 @@ class Profile:
     hub_cert: Path
     ca: Path
     failover: tuple[str, ...] = ()
+    inline_attachment_max: int = INLINE_ATTACHMENT_MAX
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES
 
     def broker_url(self) -> str:
         """``amqp_url`` with the system's credentials in it."""
@@ -67,6 +72,8 @@ class Profile:
             hub_certificate=load_certificate(_read(self.hub_cert, "hub certificate")),
             trust_anchors=tuple(load_certificates(_read(self.ca, "CA certificate"))),
             failover=self.failover,
+            inline_attachment_max=self.inline_attachment_max,
+            max_attachment_bytes=self.max_attachment_bytes,
             organ=Organization(
                 self.system_id, organ_name=self.organ_name, organization_in_charge=self.organ_name
             ),
@@ -103,7 +110,18 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None)
         hub_cert=base / data["hub_cert"],
         ca=base / data["ca"],
         failover=check_addresses(data.get("amqp_failover", [])),
+        inline_attachment_max=_size(path, data, "inline_attachment_max", INLINE_ATTACHMENT_MAX),
+        max_attachment_bytes=_size(path, data, "max_attachment_bytes", MAX_ATTACHMENT_BYTES),
     )
+
+
+def _size(path: Path, data: Mapping[str, Any], key: str, default: int) -> int:
+    """An optional byte count of the profile: a non-negative integer."""
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidSettings(f"profile {str(path)!r}: {key} must be a non-negative integer "
+                              "(bytes)")  # fmt: skip
+    return value
 
 
 def without_credentials(url: str) -> str:

@@ -20,19 +20,22 @@ from axis.commands.clerk_io import (
     merge_flags,
     quiet_amqp_logs,
     read_metadata,
-    sent_paths,
-    write_sent_record,
 )
-from axis.commands.common import JsonOption, emit, read_file, reporting, write_file
+from axis.commands.clerk_send import (
+    STEP_THRESHOLD,
+    check_attachments,
+    send_document,
+    send_lines,
+)
+from axis.commands.common import JsonOption, emit, read_file, reporting
 from axis.commands.profile_cmd import profile_app, profile_create
-from axis.errors import ReceiptTimeout, error_for_code
+from axis.commands.progress import Bars, NoProgressOption, progress_wanted
+from axis.errors import error_for_code
 from axis.trace import render_timeline
-from envelopes.builder import attachment_from_bytes, document_from_metadata
 from envelopes.errors import InvalidMetadata
-from envelopes.model import Attachment, DocumentPackage
+from envelopes.model import DocumentPackage
 from envelopes.parser import parse_package
 from envelopes.status_codes import StatusCode
-from routing.contract import utc_text
 from routing.decide import RECIPIENT_CODES, SENDER_CODES
 from routing.errors import QueryRefused, StatusCodeRefused
 
@@ -47,7 +50,6 @@ SenderOrganOption = typer.Option(
     None, "--organ", help="The document's sender organ, when your system is a party to "
     "documents of several organs with this DocumentId (a document is organ + id).",
 )
-PROGRESS_THRESHOLD = 5 * 1024 * 1024
 
 inbox_app = typer.Typer(
     help="Take and list what the hub delivered to this system.", no_args_is_help=True
@@ -75,10 +77,18 @@ def send(
         30.0, "--timeout", min=0.1, help="Seconds to wait for the receipt."
     ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Do not wait for the receipt."),
+    inline_max: int | None = typer.Option(
+        None, "--inline-max", min=0, help="Files above this many bytes are streamed, not put "
+        "in the package (default: the profile's inline_attachment_max, 4 MiB).",
+    ),
+    no_progress: bool = NoProgressOption,
     profile: Path | None = ProfileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Build, sign and submit a document package; wait for the hub's signed receipt.
+
+    An attached file above --inline-max is uploaded to the hub in chunks first (resumed
+    if an earlier try was cut short) and the package carries a signed reference to it.
 
     The signed package is saved as OUT_DIR/<consignment>.edxml and the receipt as
     OUT_DIR/<consignment>.receipt.xml (check it later with `axis receipt verify`);
@@ -103,15 +113,19 @@ def send(
             priority=priority,
             document_id=document_id,
         )
-        attachments = [_attachment(path, as_json) for path in attach]
-        package = document_from_metadata(meta, attachments)
-        large = sum(a.size for a in attachments) > PROGRESS_THRESHOLD and not as_json
-        result = asyncio.run(_send(prof, package, message_id, out_dir, timeout, no_wait, large))
+        sizes = check_attachments(meta, attach, prof.max_attachment_bytes)
+        inline_max = prof.inline_attachment_max if inline_max is None else inline_max
+        inline = sum(size for size in sizes if size <= inline_max)
+        with Bars(progress_wanted(as_json, no_progress)) as bars:
+            result = asyncio.run(send_document(
+                prof, meta, attach, inline_max=inline_max, message_id=message_id,
+                out_dir=out_dir, timeout=timeout, no_wait=no_wait, bars=bars,
+                chatty=inline > STEP_THRESHOLD and not as_json))  # fmt: skip
         if result.get("event") != "rejected":
-            emit(as_json, result, lambda: _send_lines(result))
+            emit(as_json, result, lambda: send_lines(result))
             return
         if not as_json:
-            emit(False, result, _send_lines(result))
+            emit(False, result, send_lines(result))
         # The hub's own code, so scripts see one error shape for every refusal.
         raise error_for_code(result["error_code"] or "")(
             result["reason"] or "rejected by the hub",
@@ -121,107 +135,28 @@ def send(
         )
 
 
-async def _send(
-    prof: Profile,
-    package: DocumentPackage,
-    message_id: str | None,
-    out_dir: Path,
-    timeout: float,
-    no_wait: bool,
-    progress: bool,
-) -> dict[str, Any]:
-    from axis.client.agency import AgencyClient
-
-    def step(text: str) -> None:
-        if progress:
-            typer.echo(text, err=True)
-
-    async with (
-        broker_errors("send"),
-        AgencyClient(prof.client_config(), auto_arrived=False) as client,
-    ):
-        step("signing the package…")
-        signed = await asyncio.to_thread(client.sign, package)
-        step(f"submitting {len(signed) / 1e6:.1f} MB to the hub…")
-        consignment = await client.send(signed, message_id=message_id)
-        package_path, receipt_path = sent_paths(out_dir, consignment)
-        write_file(package_path, signed)
-        write_sent_record(package_path, prof.system_id, consignment, package)
-        result: dict[str, Any] = {
-            "message_id": consignment,
-            "document_id": package.document_id,
-            "package": str(package_path),
-        }
-        if no_wait:
-            return result
-        step("waiting for the hub's receipt…")
-        try:
-            receipt = await client.wait_receipt(consignment, timeout)
-        except ReceiptTimeout:
-            raise ReceiptTimeout(
-                f"no receipt for consignment {consignment} within {timeout:g} s (is the hub "
-                f"running?); the package was submitted and saved to {package_path}; look later "
-                f"with `axis trace {consignment}`",
-                message_id=consignment,
-                package=str(package_path),
-            ) from None
-        write_file(receipt_path, receipt.raw)
-        r = receipt.receipt
-        write_sent_record(package_path, prof.system_id, consignment, package, r.event)
-        result.update(
-            receipt=str(receipt_path),
-            event=r.event,
-            hub_time=utc_text(r.hub_time),
-            recipients=list(r.recipients),
-            error_code=r.error_code or None,
-            reason=r.reason or None,
-        )
-        return result
-
-
-def _send_lines(result: dict[str, Any]) -> list[str]:
-    lines = [
-        f"sent consignment {result['message_id']} (document {result['document_id']})",
-        f"package saved to {result['package']}",
-    ]
-    if "event" not in result:
-        return [*lines, "not waiting for the receipt (--no-wait)"]
-    if result["event"] == "rejected":
-        lines.append(
-            f"REJECTED by the hub at {result['hub_time']}: {result['error_code']}: "
-            f"{result['reason']}"
-        )
-    else:
-        lines.append(
-            f"accepted by the hub at {result['hub_time']} for {', '.join(result['recipients'])}"
-        )
-    return [*lines, f"receipt saved to {result['receipt']}"]
-
-
-def _attachment(path: Path, as_json: bool) -> Attachment:
-    size = path.stat().st_size if path.is_file() else 0
-    if size > PROGRESS_THRESHOLD and not as_json:
-        typer.echo(f"reading and encoding {path.name} ({size / 1e6:.1f} MB)…", err=True)
-    return attachment_from_bytes(path.name, read_file(path, "attachment"))
-
-
 @inbox_app.command("fetch")
 def inbox_fetch(
     to: Path = typer.Option(Path("inbox"), "--to", help="Folder to store items in."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Take at most this many."),
+    no_progress: bool = NoProgressOption,
     profile: Path | None = ProfileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Take what waits in the inbox: verify, store, ack, and answer documents with status 01.
 
     Each item goes to its own folder under --to: the package or receipt exactly as
-    received, attachments unpacked byte-identical (documents), and meta.json. An
-    item is acknowledged only once it is stored; a copy already stored is skipped.
+    received, attachments unpacked byte-identical (documents), and meta.json. A
+    document's streamed files are downloaded first (resumed under --to/.downloads if an
+    earlier run was cut short). An item is acknowledged only once it is stored; a copy
+    already stored is skipped.
     """
     quiet_amqp_logs()
     with reporting(as_json):
         prof = load_profile(profile)
-        items = asyncio.run(_fetch(prof, InboxStore(to, prof.system_id), limit, as_json))
+        store = InboxStore(to, prof.system_id)
+        with Bars(progress_wanted(as_json, no_progress)) as bars:
+            items = asyncio.run(_fetch(prof, store, limit, as_json, bars))
         emit(
             as_json,
             {"fetched": items, "folder": str(to)},
@@ -233,12 +168,15 @@ def inbox_fetch(
 
 
 async def _fetch(
-    prof: Profile, store: InboxStore, limit: int | None, as_json: bool
+    prof: Profile, store: InboxStore, limit: int | None, as_json: bool, bars: Bars
 ) -> list[dict[str, Any]]:
     from axis.client.agency import AgencyClient
 
     stored: list[dict[str, Any]] = []
-    async with broker_errors("read the inbox"), AgencyClient(prof.client_config()) as client:
+    client = AgencyClient(prof.client_config(), download_dir=store.download_dir,
+                          download_progress=lambda ref, done, total: bars.update(
+                              ref.sha256, f"downloading {ref.name}", done, total))  # fmt: skip
+    async with broker_errors("read the inbox"), client:
         client.remember(store.known_ids())
         async for item in client.fetch(max_items=limit):
             entry = store.save(item)

@@ -66,7 +66,8 @@ async def _watch(prof: Profile, store: InboxStore, prefetch: int, as_json: bool)
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     stored = 0
-    async with broker_errors("watch the inbox"), AgencyClient(prof.client_config()) as client:
+    async with broker_errors("watch the inbox"), AgencyClient(
+            prof.client_config(), download_dir=store.download_dir) as client:  # fmt: skip
         client.remember(store.known_ids())
         typer.echo(f"watching the inbox of {prof.system_id}, storing into {store.folder} "
                    "(Ctrl-C to stop)", err=True)  # fmt: skip

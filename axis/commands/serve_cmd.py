@@ -16,6 +16,8 @@ import typer
 
 from axis.commands.common import reporting
 from axis.errors import AuthenticationFailed, BrokerUnreachable, InvalidSettings
+from axis.event_loop import loop_name
+from axis.event_loop import run as run_on_loop
 from axis.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -43,10 +45,11 @@ def serve(
         settings = load_settings(home)
         if workers > 1:
             raise typer.Exit(_supervise(settings, workers, log_level))
-        asyncio.run(_serve_one(settings, worker_index))
+        run_on_loop(_serve_one(settings, worker_index), settings.event_loop)
 
 
 async def _serve_one(settings: Settings, index: int) -> None:
+    from axis.attachment_store import attachment_store_for
     from axis.evidence.service import EvidenceService
     from axis.pki_files import load_credential
     from axis.receipts import HubReceiptSigner
@@ -70,14 +73,16 @@ async def _serve_one(settings: Settings, index: int) -> None:
     revocation = service_for(settings, on_warning=metrics.revocation_warning,
                              on_fetch_failure=metrics.revocation_fetch_failed)  # fmt: skip
     hub = Hub(hub_config(settings), store, HubReceiptSigner(hub_key), metrics,
-              evidence=evidence, revocation=revocation)  # fmt: skip
+              evidence=evidence, revocation=revocation,
+              attachments=attachment_store_for(settings))  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await _start(hub, settings)
-        logging.getLogger("axis.hub").info("hub worker %d ready", index)
+        logging.getLogger("axis.hub").info("hub worker %d ready (event loop %s)", index,
+                                           loop_name(loop))
         await stop.wait()
         logging.getLogger("axis.hub").info("stopping: finishing in-flight work")
     finally:
@@ -174,4 +179,5 @@ def hub_config(settings: Settings) -> HubConfig:
         rate_burst=settings.rate_burst,
         log_head_seconds=float(settings.log_head_seconds),
         revocation_refresh_seconds=float(settings.revocation_refresh_seconds),
+        max_attachment_bytes=settings.max_attachment_bytes,
     )
