@@ -12,7 +12,7 @@ implements :class:`routing.ports.HubStore`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -244,9 +244,11 @@ class Store(RegistryStore, DocumentReads, LogStore):
         entries = [_receipt_entry(items[i][0]) for i in stored]
         at = max((record.received_at for record, _, _ in items), default=None)
         indexes = dict(zip(stored, self._log(conn, entries, at), strict=False)) if at else {}
+        rows = _Rows()
         stored_records: list[SubmissionRecord | DuplicateSubmission | DocumentIdTaken] = [
-            _insert_submission(conn, record, deliveries, events, indexes.get(i))
+            _insert_submission(conn, record, deliveries, events, indexes.get(i), rows)
             for i, (record, deliveries, events) in enumerate(items)]  # fmt: skip
+        rows.insert(conn)
         return stored_records
 
     def add_events(self, events: Sequence[TraceEvent]) -> None:
@@ -311,6 +313,7 @@ def _insert_submission(
     deliveries: Sequence[DeliveryRecord],
     events: Sequence[TraceEvent],
     log_index: int | None,
+    rows: _Rows,
 ) -> SubmissionRecord:
     if not (record.user_id and record.message_id):
         _count_refusal(conn, record)
@@ -323,11 +326,23 @@ def _insert_submission(
         _claim_document(conn, record, new_id)
     if record.revocation is not None:
         keep_revocation(conn, new_id, record.revocation)
-    if deliveries:
-        conn.execute(sa.insert(DELIVS), [delivery_values(d, new_id) for d in deliveries])
-    if events:
-        conn.execute(sa.insert(EVENTS), [event_values(e) for e in events])
+    rows.deliveries.extend(delivery_values(d, new_id) for d in deliveries)
+    rows.events.extend(event_values(e) for e in events)
     return replace(record, id=new_id, log_index=log_index)
+
+
+@dataclass
+class _Rows:
+    """A batch's delivery and trace rows, inserted with one statement each (same transaction)."""
+
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def insert(self, conn: Connection) -> None:
+        if self.deliveries:
+            conn.execute(sa.insert(DELIVS), self.deliveries)
+        if self.events:
+            conn.execute(sa.insert(EVENTS), self.events)
 
 
 def _claim_document(conn: Connection, record: SubmissionRecord, submission_id: int) -> None:

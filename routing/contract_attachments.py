@@ -149,9 +149,19 @@ def json_answer(answer: Mapping[str, Any], correlation_id: str | None) -> WireMe
                        correlation_id=correlation_id, persistent=False)  # fmt: skip
 
 
-def refusal_answer(error: AxisError, correlation_id: str | None) -> WireMessage:
-    """``{"ok": false, "error": {...}}`` for the asker."""
-    return json_answer(answer_refused(error), correlation_id)
+def refusal_answer(error: AxisError, correlation_id: str | None,
+                   receipt: bytes | None = None) -> WireMessage:  # fmt: skip
+    """``{"ok": false, "error": {...}}`` for the asker; with ``receipt`` (a refused chunk),
+    also ``"receipt"``: the hub-signed receipt of the refusal, as text."""
+    answer = answer_refused(error)
+    if receipt is not None:
+        answer["receipt"] = receipt.decode("utf-8")
+    return json_answer(answer, correlation_id)
+
+
+def chunk_message_id(address: ChunkAddress) -> str:
+    """What a chunk's refusal receipt names as its ``MessageId``: ``<sha256>/<index>``."""
+    return f"{address.sha256}/{address.index}"
 
 
 def chunk_answer(address: ChunkAddress, data: bytes, correlation_id: str | None) -> WireMessage:

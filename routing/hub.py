@@ -41,7 +41,7 @@ from routing.decide import (
     route_status,
 )
 from routing.errors import RateLimited
-from routing.hub_attachments import ATTACHMENT_PREFETCH, AttachmentEndpoint
+from routing.hub_attachments import ATTACHMENT_PREFETCH, AttachmentEndpoint, RefusalSigner
 from routing.hub_config import HubConfig
 from routing.hub_replies import HubReplies
 from routing.outbox import Outbox
@@ -162,7 +162,8 @@ class Hub(HubReplies):
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=ATTACHMENT_PREFETCH)
         queue = await channel.get_queue(ATTACHMENT_QUEUE)  # passive: restored with the channel
-        endpoint = AttachmentEndpoint(keeper, channel, self._io, self.monitor)
+        endpoint = AttachmentEndpoint(keeper, channel, self._io, self.monitor,
+                                      RefusalSigner(self.signer, self._clock))
         self._consumer_tags.append((queue, await queue.consume(endpoint.handle)))
         self._sweeper = asyncio.create_task(endpoint.sweep_forever())
 

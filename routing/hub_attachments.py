@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -25,14 +28,17 @@ from routing.contract_attachments import (
     GET_KEY,
     PUT_KEY,
     STATE_KEY,
+    ChunkAddress,
     check_chunk,
     chunk_answer,
+    chunk_message_id,
     json_answer,
     read_address,
     refusal_answer,
     state_answer,
 )
-from routing.ports import AttachmentKeeper, HubMonitor, NoMonitor
+from routing.ports import AttachmentKeeper, HubMonitor, NoMonitor, ReceiptSigner
+from routing.values import Receipt, sha256_hex
 
 log = logging.getLogger("axis.hub.attachments")
 ATTACHMENT_PREFETCH = 4  # chunks in memory per hub process, at 1 MiB each
@@ -43,11 +49,13 @@ class AttachmentEndpoint:
     """Answers ``attachment.put``, ``attachment.state`` and ``attachment.get``."""
 
     def __init__(self, keeper: AttachmentKeeper, channel: AbstractChannel,
-                 executor: Executor, monitor: HubMonitor | None = None) -> None:  # fmt: skip
+                 executor: Executor, monitor: HubMonitor | None = None,
+                 refusals: RefusalSigner | None = None) -> None:  # fmt: skip
         self.keeper = keeper
         self.channel = channel
         self.executor = executor
         self.monitor: HubMonitor = monitor or NoMonitor()
+        self.refusals = refusals
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Answer one request, then ack it (a chunk is on disk before it is answered)."""
@@ -61,7 +69,7 @@ class AttachmentEndpoint:
             answer, code = await loop.run_in_executor(
                 self.executor, answer_request, self.keeper, key, message.user_id,
                 dict(message.headers or {}), bytes(message.body),
-                message.correlation_id)  # fmt: skip
+                message.correlation_id, self.refusals)  # fmt: skip
             await publish(self.channel.default_exchange, answer, str(message.reply_to))
             moved = len(message.body) if key == PUT_KEY else len(answer.body)
             self.monitor.attachment_answered(key.removeprefix("attachment."), code, moved)
@@ -80,19 +88,47 @@ class AttachmentEndpoint:
             await asyncio.sleep(seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class RefusalSigner:
+    """Signs the receipt of a refused chunk: the sender can prove what the hub refused."""
+
+    signer: ReceiptSigner
+    clock: Callable[[], datetime]
+
+    def receipt(self, asker: str, address: ChunkAddress | None, body: bytes,
+                error: AxisError) -> bytes:  # fmt: skip
+        """The hub-signed ``rejected`` receipt (Kind ``attachment``) of one chunk."""
+        return self.signer.sign(Receipt(
+            receipt_id=str(uuid.uuid4()), event="rejected", kind="attachment",
+            message_id=chunk_message_id(address) if address else "unreadable chunk headers",
+            package_sha256=sha256_hex(body), hub_time=self.clock(), sender_system=asker,
+            error_code=error.code, reason=error.reason))  # fmt: skip
+
+
 def answer_request(keeper: AttachmentKeeper, key: str, asker: str | None,
-                   headers: Mapping[str, Any], body: bytes,
-                   correlation_id: str | None) -> tuple[WireMessage, str]:  # fmt: skip
-    """The answer to one attachment request, and its refusal's code ("" if none); runs in
-    a thread, never raises."""
+                   headers: Mapping[str, Any], body: bytes, correlation_id: str | None,
+                   refusals: RefusalSigner | None = None) -> tuple[WireMessage, str]:  # fmt: skip
+    """The answer to one attachment request, and its refusal's code ("" if none); a refused
+    ``put`` from a system also carries the signed receipt of its refusal. Runs in a
+    thread, never raises."""
     try:
         return _answer(keeper, key, asker, headers, body, correlation_id), ""
     except AxisError as error:
-        return refusal_answer(error, correlation_id), error.code
+        receipt = None
+        if refusals is not None and asker and key == PUT_KEY:
+            receipt = refusals.receipt(asker, _address_or_none(headers), body, error)
+        return refusal_answer(error, correlation_id, receipt), error.code
     except Exception as exc:  # the disk failed: say so, the system sends the chunk again
         log.warning("attachment request %s from %s failed: %s", key, asker, exc)
         failed = AttachmentUnavailable("the hub cannot store or read attachments right now")
         return refusal_answer(failed, correlation_id), failed.code
+
+
+def _address_or_none(headers: Mapping[str, Any]) -> ChunkAddress | None:
+    try:
+        return read_address(headers, with_index=True)
+    except AxisError:
+        return None
 
 
 def _answer(keeper: AttachmentKeeper, key: str, asker: str | None, headers: Mapping[str, Any],

@@ -270,6 +270,10 @@ async def test_a_streamed_file_goes_from_sender_to_recipient_through_the_hub(
     refused = await rpc_a.ask_json(corrupt)
     assert refused["error"]["code"] == "attachment.digest_mismatch"
     assert refused["error"]["index"] == 1
+    proof = a.client.verify_receipt(refused["receipt"].encode()).receipt  # signed by the hub
+    assert (proof.event, proof.kind, proof.error_code, proof.message_id, proof.sender_system) \
+        == ("rejected", "attachment", "attachment.digest_mismatch", f"{sha}/1", a.organ_id)
+    assert proof.package_sha256 == SHA(corrupt.body).hexdigest()
     (last,) = await upload(rpc_a, a.organ_id, data, [1])
     assert last["complete"] and last["held"] == 3
 

@@ -274,8 +274,7 @@ async def attach_files(client: HubLink, paths: Sequence[Path], *,
 def referenced(ref: AttachmentRef) -> Attachment:
     """The reference attachment for an uploaded file; its content id hashes the name and the
     SHA-256, as an inline attachment's does (the same file under two names is two)."""
-    key = hashlib.sha256(f"{ref.name}\n{ref.sha256}".encode()).hexdigest()[:32]
-    return reference_attachment(ref, content_id=f"cid:{key}")
+    return reference_attachment(ref)
 
 
 def _named(progress: NamedProgress | None, name: str) -> Progress | None:
