@@ -151,6 +151,18 @@ class AttachmentStore:
             return 0
         return sum(_declared_size(meta) or 0 for meta in folder.glob("*.meta"))
 
+    def usage(self) -> dict[str, int]:
+        """What the folder holds: whole files and uploads in progress, counted and in bytes
+        (their declared sizes)."""
+        counts = {"files": 0, "file_bytes": 0, "uploads": 0, "upload_bytes": 0}
+        folders = [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
+        for meta in (m for folder in folders for m in folder.glob("*.meta")):
+            whole = meta.with_suffix(".bin").exists()
+            kind = "file" if whole else "upload"
+            counts[f"{kind}s"] += 1
+            counts[f"{kind}_bytes"] += _declared_size(meta) or 0
+        return counts
+
     # -- downloads -----------------------------------------------------------------------
 
     def grant(self, owner: str, sha256: str, recipients: Sequence[str]) -> None:

@@ -80,7 +80,9 @@ def test_chunks_in_any_order_and_again_make_the_checked_file(tmp_path: Path) -> 
         assert not outcome.complete
     assert store.held("S1", SHA(data).hexdigest(), len(data)) == ([0, 2, 3], False)
     assert store.state_of("S1", SHA(data).hexdigest(), len(data)) == "partial"
+    assert store.usage() == {"files": 0, "file_bytes": 0, "uploads": 1, "upload_bytes": len(data)}
     assert store.put("S1", address(data, 1), parts[1]).complete
+    assert store.usage() == {"files": 1, "file_bytes": len(data), "uploads": 0, "upload_bytes": 0}
     assert store.state_of("S1", SHA(data).hexdigest(), len(data)) == "complete"
     assert store.put("S1", address(data, 2), parts[2]).complete  # harmless afterwards
     store.grant("S1", SHA(data).hexdigest(), ["R1"])

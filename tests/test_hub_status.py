@@ -99,6 +99,9 @@ async def test_status_after_traffic(kit: HubKit) -> None:
     assert data["systems"][0]["system_id"] in (a.organ_id, b.organ_id)  # deepest first
     assert system(data, idle.organ_id)["active"] is False
     assert data["dead_letters"] == {"count": 1, "scanned": 0, "newest": []}  # not read
+    held = data["attachments"]
+    assert held["queue"]["present"] and held["folder"] == str(kit.settings.attachments_path)
+    assert [held[k] for k in ("files", "file_bytes", "uploads", "upload_bytes")] == [0] * 4
     assert data["log"]["size"] == kit.store.log_size() > 0
     head = data["log"]["head"]
     assert head is not None and head["tree_size"] == data["log"]["size"]
@@ -121,6 +124,8 @@ async def test_status_after_traffic(kit: HubKit) -> None:
     assert text.returncode == 0, text
     lines = text.stdout.splitlines()
     assert "hub workers   1 consuming axis.submit" in lines
+    assert any(line.startswith("attachments   0 file(s) kept, 0 bytes; 0 upload(s)")
+               for line in lines)  # fmt: skip
     assert any(line.startswith("dead letters  1 in axis.dead") for line in lines)
     assert any("same-id" in line and "submission.duplicate_conflict" in line for line in lines)
     assert any(unknown in line and "recipient.unknown" in line for line in lines)

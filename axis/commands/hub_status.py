@@ -22,6 +22,7 @@ from axis.commands.common import HomeOption, JsonOption, emit, reporting
 from axis.errors import StoreUnavailable
 from axis.settings import Settings, load_settings
 from routing.contract import DEAD_QUEUE, INBOX_PREFIX, QUERY_QUEUE, SUBMIT_QUEUE
+from routing.contract_attachments import ATTACHMENT_QUEUE
 from routing.retry import RETRY_DELAYS, retry_queue_name
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def status(
     of each retry queue; the dead letters in axis.dead (their count, and the
     newest few with their reason: read as `axis dead list` reads them, taken and
     all put back); the evidence log's size and its newest signed tree head; the
+    streamed attachments kept and being uploaded, and axis.attachment's depth; the
     newest rejected submissions with their codes.
 
     Depths and consumers come from the RabbitMQ management API, whose statistics
@@ -93,8 +95,17 @@ def gather_status(
             "retry": [_queue(queues, retry_queue_name(n)) for n in range(1, len(RETRY_DELAYS) + 1)],
         },
         "dead_letters": dead,
+        "attachments": _attachments(settings, queues),
         "systems": _systems(snapshot, queues),
     }, newest
+
+
+def _attachments(settings: Settings, queues: dict[str, QueueStat]) -> dict[str, Any]:
+    """The streamed-attachment queue, and what the attachment folder holds."""
+    from axis.attachment_store import attachment_store_for
+
+    return {"queue": _queue(queues, ATTACHMENT_QUEUE), "folder": str(settings.attachments_path),
+            **attachment_store_for(settings).usage()}  # fmt: skip
 
 
 @contextmanager
@@ -193,6 +204,7 @@ def status_lines(data: dict[str, Any], newest: list[DeadLetter]) -> list[str]:
         f"{'queues':14}" + ", ".join(_depth(q) for q in (queues["submit"], queues["query"])),
         f"{'retries':14}" + ", ".join(_depth(q) for q in queues["retry"]),
         f"{'evidence log':14}{_log_words(data['log'])}",
+        f"{'attachments':14}{_attachment_words(data['attachments'])}",
         *_dead_lines(data["dead_letters"], newest),
         *_rejection_lines(data["rejections"]),
         *_system_lines(data["systems"]),
@@ -222,6 +234,12 @@ def _log_words(log: dict[str, Any]) -> str:
     stamped = "time-stamped" if head["time_stamped"] else "not time-stamped"
     return (f"{log['size']} entries; newest signed head: {head['tree_size']} entries at "
             f"{head['at']} ({stamped})")  # fmt: skip
+
+
+def _attachment_words(held: dict[str, Any]) -> str:
+    return (f"{held['files']} file(s) kept, {held['file_bytes']} bytes; {held['uploads']} "
+            f"upload(s) in progress, {held['upload_bytes']} bytes declared; "
+            f"{_depth(held['queue'])}")  # fmt: skip
 
 
 def _dead_lines(dead: dict[str, Any], newest: list[DeadLetter]) -> list[str]:
