@@ -2,7 +2,7 @@
 
 One folder per uploading system; a file is named by its SHA-256::
 
-    <root>/<system>/<sha256>.meta     {"size": N}; its mtime is the upload's last activity
+    <root>/<system>/<sha256>.meta     the declared size; its mtime is the upload's last activity
     <root>/<system>/<sha256>.part     chunks written at their offsets (os.pwrite)
     <root>/<system>/<sha256>.held     the indices written, one per line (append-only)
     <root>/<system>/<sha256>.bin      the whole file, once its SHA-256 matched
@@ -12,35 +12,38 @@ One folder per uploading system; a file is named by its SHA-256::
 
 Memory does not grow with the file: a chunk is written and forgotten, the whole file
 is hashed in 1 MiB reads. Several hub processes may share the folder: every change to
-one file happens under an exclusive ``flock`` on ``<sha256>.lock``.
+one file happens under an exclusive ``flock`` on ``<sha256>.lock``, and a system's
+new uploads are counted against its quota under an exclusive ``flock`` on ``<system>/quota``.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
+import hashlib
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
-from axis.files import file_sha256, sync_dir
+from axis.files import file_sha256, sync_dir, write_atomic
 from axis.settings import Settings
 from envelopes.attachment_refs import CHUNK_BYTES, chunk_count, chunk_length
-from envelopes.errors import (
+from routing.contract_attachments import ChunkAddress
+from routing.errors import (
     AttachmentDigestMismatch,
     AttachmentNotFound,
     AttachmentQuotaExceeded,
     AttachmentTooLarge,
     InvalidChunk,
 )
-from routing.contract_attachments import ChunkAddress
 from routing.ports import PutOutcome
 
+_N = TypeVar("_N", int, float)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -121,22 +124,23 @@ class AttachmentStore:
         declared = _declared_size(files.meta)
         if declared is not None and declared != size:
             raise InvalidChunk(f"this file was begun with size {declared}, not {size}")
-        if declared is None:
+        if declared is not None:
+            os.utime(files.meta)  # activity: not abandoned
+            return
+        with _locked(files.folder / "quota"):  # concurrent new uploads: one at a time
             used = self.used_bytes(owner)
             if used + size > self.quota_bytes:
                 raise AttachmentQuotaExceeded(
                     f"system {owner} holds {used} bytes of attachments; {size} more exceed "
                     f"its quota of {self.quota_bytes}", used=used, quota=self.quota_bytes)
             files.mismatch.unlink(missing_ok=True)  # a fresh attempt after a mismatch
-            _write_atomic(files.meta, json.dumps({"size": size}).encode())
-        else:
-            os.utime(files.meta)  # activity: not abandoned
+            write_atomic(files.meta, str(size).encode())
 
     def _finish(self, files: _Files, address: ChunkAddress) -> None:
         if file_sha256(files.part) != address.sha256:
             for path in (files.part, files.held, files.meta):
                 path.unlink(missing_ok=True)
-            _write_atomic(files.mismatch, b"")
+            write_atomic(files.mismatch, b"")
             raise AttachmentDigestMismatch(
                 f"the file's chunks do not make a file with SHA-256 {address.sha256}; "
                 "the upload was discarded", sha256=address.sha256)  # fmt: skip
@@ -173,7 +177,7 @@ class AttachmentStore:
             for system in recipients:
                 if system not in known:
                     _append_line(files.grants, system)
-            _write_atomic(files.kept, str(self._clock()).encode())
+            write_atomic(files.kept, str(self._clock()).encode())
 
     def read_chunk(self, requester: str, address: ChunkAddress) -> bytes:
         """Chunk ``address.index`` of a file ``address.owner`` sent ``requester`` (or its own)."""
@@ -195,37 +199,37 @@ class AttachmentStore:
         moment = now.timestamp() if now is not None else self._clock()
         abandoned = expired = freed = 0
         folders = [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
-        for folder in folders:
-            for meta in list(folder.glob("*.meta")):
-                files = _Files(folder, meta.name.removesuffix(".meta"))
-                with files.locked():
-                    kind, size = self._due(files, moment)
-                    if kind is None:
-                        continue
-                    for path in files.all():
-                        path.unlink(missing_ok=True)
-                freed += size
-                abandoned += kind == "abandoned"
-                expired += kind == "expired"
-            for tomb in folder.glob("*.mismatch"):
-                if moment - tomb.stat().st_mtime > self.abandon_seconds:
-                    tomb.unlink(missing_ok=True)
+        # Every file has its lock: one left by a refused or discarded upload goes too.
+        for lock in (lock for folder in folders for lock in folder.glob("*.lock")):
+            files = _Files(lock.parent, lock.name.removesuffix(".lock"))
+            with files.locked():
+                kind, size = self._due(files, moment)
+                if kind is None:
+                    continue
+                for path in files.all():
+                    path.unlink(missing_ok=True)
+            freed += size
+            abandoned += kind == "abandoned"
+            expired += kind == "expired"
         return SweepResult(abandoned=abandoned, expired=expired, bytes_freed=freed)
 
     def _due(self, files: _Files, moment: float) -> tuple[str | None, int]:
-        kept, done = _float(files.kept), _size_of(files.done)
+        """Whether ``files`` go (``expired``, ``abandoned``, ``""`` for no upload at all),
+        and the bytes that frees."""
+        kept, done = _number(files.kept, float), _size_of(files.done)
         if done is not None and kept is not None:
             return ("expired", done) if moment - kept > self.retention_seconds else (None, 0)
-        try:
-            idle = moment - files.meta.stat().st_mtime
-        except FileNotFoundError:
-            return None, 0
-        if idle > self.abandon_seconds:
+        last = _mtime(files.meta)
+        if last is None:  # a discarded upload's tombstone, or a lock and nothing else
+            tomb = _mtime(files.mismatch)
+            return ("", 0) if tomb is None or moment - tomb > self.abandon_seconds else (None, 0)
+        if moment - last > self.abandon_seconds:
             return "abandoned", done if done is not None else (_size_of(files.part) or 0)
         return None, 0
 
     def _folder(self, owner: str, *, create: bool) -> Path | None:
-        folder = self.root / (owner if _SAFE_NAME.fullmatch(owner) else "x-" + owner.encode().hex())
+        safe = owner if _SAFE_NAME.fullmatch(owner) else _hashed_name(owner)
+        folder = self.root / safe
         if create:
             folder.mkdir(parents=True, exist_ok=True)
             return folder
@@ -278,16 +282,30 @@ class _Files:
         return self._path("lock")
 
     def all(self) -> tuple[Path, ...]:
-        return (self.meta, self.part, self.held, self.done, self.grants, self.kept, self.lock)
+        return (self.meta, self.part, self.held, self.done, self.grants, self.kept,
+                self.mismatch, self.lock)  # fmt: skip
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    def locked(self) -> AbstractContextManager[None]:
+        return _locked(self.lock)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; a lock file the sweep removed while this
+    waited is not the lock any more: take the new one."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def attachment_store_for(settings: Settings) -> AttachmentStore:
@@ -301,13 +319,19 @@ def attachment_store_for(settings: Settings) -> AttachmentStore:
     )
 
 
+def _hashed_name(owner: str) -> str:
+    """A folder name for any other system name: its digest, after a prefix no safe name
+    starts with (no collision with a system of that name)."""
+    return "_" + hashlib.sha256(owner.encode()).hexdigest()
+
+
 def _read_held(path: Path) -> set[int]:
     return {int(line) for line in _lines(path) if line.isdigit()}
 
 
 def _lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="ascii").split()
+    try:  # one entry per line: a system id is never split at a space
+        return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
 
@@ -321,18 +345,15 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
 def _declared_size(meta: Path) -> int | None:
+    return _number(meta, int)
+
+
+def _number(path: Path, kind: Callable[[str], _N]) -> _N | None:
     try:
-        size = json.loads(meta.read_bytes()).get("size")
-    except (FileNotFoundError, ValueError, AttributeError):
+        return kind(path.read_text(encoding="ascii"))
+    except (FileNotFoundError, ValueError):
         return None
-    return size if isinstance(size, int) else None
 
 
 def _size_of(path: Path) -> int | None:
@@ -342,8 +363,8 @@ def _size_of(path: Path) -> int | None:
         return None
 
 
-def _float(path: Path) -> float | None:
+def _mtime(path: Path) -> float | None:
     try:
-        return float(path.read_text(encoding="ascii"))
-    except (FileNotFoundError, ValueError):
+        return path.stat().st_mtime
+    except FileNotFoundError:
         return None

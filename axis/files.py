@@ -25,3 +25,10 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(HASH_READ):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

@@ -24,18 +24,14 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,11 +40,8 @@ import aio_pika
 
 from axis.client.profile import profile_toml
 from axis.files import file_sha256
-from axis.pki_files import init_pki, issue_agency_files
-from axis.provision import Management
-from axis.registration import register_system
 from axis.settings import Settings
-from bench.bench_hub import AMQP_URL, MANAGEMENT_URL, ROOT, _hub_home, with_vhost
+from bench.bench_world import AMQP_URL, ROOT, hub_world, with_vhost
 from envelopes.attachment_refs import CHUNK_BYTES
 
 WINDOW = 8
@@ -87,38 +80,20 @@ class World:
 @contextmanager
 def world() -> Iterator[World]:
     """The vhost, hub home, PKI and two registered systems with their profiles."""
-    tag = uuid.uuid4().hex[:10].upper()
-    vhost = f"axis-bench-att-{tag.lower()}"
-    management = Management(MANAGEMENT_URL)
-    tmp = Path(tempfile.mkdtemp(prefix="axis-bench-att-"))
-    management.ensure_vhost(vhost)
-    users: list[str] = []
-    try:
-        management.set_permissions(vhost, urlsplit(AMQP_URL).username or "guest", ".*", ".*", ".*")
-        settings = _hub_home(tmp / "hub", with_vhost(AMQP_URL, vhost))
-        now = datetime.now(UTC)
-        pki = settings.pki_dir
-        init_pki(pki, now)
+    with hub_world("bench-att", "BENCHA") as hub:
+        pki = hub.settings.pki_dir
         profiles = []
-        for role in ("S", "R"):
-            organ = f"BENCHA{role}.{tag}"
-            paths = issue_agency_files(pki, organ, f"Bench {organ}", now)
-            users.append(organ)
-            reg = register_system(settings, organ, f"Bench {organ}", paths.cert.read_bytes())
-            profile = tmp / f"{role}.toml"
+        for role, system in (("S", hub.sender), ("R", hub.recipient)):
+            profile = hub.tmp / f"{role}.toml"
             profile.write_text(profile_toml({
-                "system_id": organ, "organ_name": f"Bench {organ}",
-                "amqp_url": with_vhost(AMQP_URL.replace("guest:guest@", ""), vhost),
-                "password": reg["amqp_password"], "key": str(paths.key),
-                "cert": str(paths.cert), "hub_cert": str(pki / "hub.pem"),
+                "system_id": system.organ_id, "organ_name": f"Bench {system.organ_id}",
+                "amqp_url": with_vhost(AMQP_URL.replace("guest:guest@", ""), hub.vhost),
+                "password": system.password, "key": str(system.paths.key),
+                "cert": str(system.paths.cert), "hub_cert": str(pki / "hub.pem"),
                 "ca": str(pki / "ca.pem")}), encoding="utf-8")  # fmt: skip
             profiles.append(profile)
-        yield World(tmp, vhost, settings, profiles[0], profiles[1], users[1])
-    finally:
-        for user in users:
-            management.delete_user(user)
-        management.delete_vhost(vhost)
-        shutil.rmtree(tmp, ignore_errors=True)
+        yield World(hub.tmp, hub.vhost, hub.settings, profiles[0], profiles[1],
+                    hub.recipient.organ_id)
 
 
 def write_file(path: Path, size: int) -> str:

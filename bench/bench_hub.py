@@ -26,20 +26,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, date, datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import date
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,10 +43,9 @@ import aio_pika
 import aiormq
 
 from axis.event_loop import EVENT_LOOPS, select_loop
-from axis.pki_files import init_pki, issue_agency_files, load_credential
-from axis.provision import Management
-from axis.registration import register_system
-from axis.settings import Settings, load_settings
+from axis.pki_files import load_credential
+from axis.settings import Settings
+from bench.bench_world import AMQP_URL, ROOT, hub_world, with_vhost
 from bench.hub_load import PREFETCH, RELAY_IN, RELAY_OUT, LoadConfig, LoadResult, write_bodies
 from bench.hub_profile import report_profile
 from bench.hub_report import (
@@ -72,9 +66,6 @@ from envelopes.metadata import document_from_metadata
 from routing.contract import SUBMIT_EXCHANGE, SUBMIT_QUEUE, inbox_queue_name
 from signing.sign import sign_package
 
-ROOT = Path(__file__).resolve().parents[1]
-AMQP_URL = os.environ.get("AXIS_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-MANAGEMENT_URL = os.environ.get("AXIS_BENCH_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672/")
 TARGET_BYTES = 5 * 1024
 FILLER = "Nội dung văn bản liên thông. "
 DISTINCT_BODIES = 400  # signed once each, then reused under fresh consignment ids
@@ -86,25 +77,15 @@ class Bench:
 
     tmp: Path
     vhost: str
-    management: Management
     settings: Settings
     sender: str
     recipient: str
     sender_url: str
     bodies: Path
-    users: list[str] = field(default_factory=list)
 
     @property
     def guest_url(self) -> str:
         return with_vhost(AMQP_URL, self.vhost)
-
-
-def with_vhost(base: str, vhost: str, user: str | None = None, password: str = "") -> str:
-    parts = urlsplit(base)
-    netloc = parts.netloc
-    if user is not None:
-        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{netloc.rsplit('@', 1)[-1]}"
-    return urlunsplit((parts.scheme, netloc, "/" + quote(vhost, safe=""), "", ""))
 
 
 # -- setup and teardown ----------------------------------------------------------------
@@ -113,50 +94,17 @@ def with_vhost(base: str, vhost: str, user: str | None = None, password: str = "
 @contextmanager
 def bench_environment(distinct: int) -> Iterator[Bench]:
     """Create the vhost, hub home, PKI, two systems and the signed packages; remove all after."""
-    tag = uuid.uuid4().hex[:10].upper()
-    vhost = f"axis-bench-{tag.lower()}"
-    management = Management(MANAGEMENT_URL)
-    tmp = Path(tempfile.mkdtemp(prefix="axis-bench-"))
-    management.ensure_vhost(vhost)
-    users: list[str] = []
-    try:
-        management.set_permissions(vhost, urlsplit(AMQP_URL).username or "guest", ".*", ".*", ".*")
-        settings = _hub_home(tmp / "hub", with_vhost(AMQP_URL, vhost))
-        now = datetime.now(UTC)
-        init_pki(settings.pki_dir, now)
-        ids = {role: f"BENCH{role}.{tag}" for role in ("S", "R")}
-        passwords = {}
-        for organ_id in ids.values():
-            paths = issue_agency_files(settings.pki_dir, organ_id, f"Bench {organ_id}", now)
-            users.append(organ_id)
-            reg = register_system(settings, organ_id, f"Bench {organ_id}", paths.cert.read_bytes())
-            passwords[organ_id] = str(reg["amqp_password"])
-        sender, recipient = ids["S"], ids["R"]
-        pki = settings.pki_dir
-        key = load_credential(pki / f"{sender}.key", pki / f"{sender}.pem")
-        empty = len(sign_package(_unsigned(sender, recipient, 0, 0), key))
+    with hub_world("bench", "BENCH") as world:
+        sender, recipient = world.sender, world.recipient
+        key = load_credential(sender.paths.key, sender.paths.cert)
+        empty = len(sign_package(_unsigned(sender.organ_id, recipient.organ_id, 0, 0), key))
         repeats = max(0, (TARGET_BYTES - empty) // len(FILLER.encode()))
-        bodies = [sign_package(_unsigned(sender, recipient, i, repeats), key)
-                  for i in range(distinct)]
-        write_bodies(tmp / "bodies.bin", bodies)
-        yield Bench(tmp, vhost, management, settings, sender, recipient,
-                    with_vhost(AMQP_URL, vhost, sender, passwords[sender]), tmp / "bodies.bin",
-                    users)
-    finally:
-        for user in users:
-            management.delete_user(user)
-        management.delete_vhost(vhost)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _hub_home(home: Path, amqp_url: str) -> Settings:
-    home.mkdir(parents=True)
-    (home / "axis.toml").write_text(
-        f"amqp_url = {json.dumps(amqp_url)}\n"
-        f"db_url = {json.dumps('sqlite:///' + str((home / 'axis.db').resolve()))}\n"
-        f"management_url = {json.dumps(MANAGEMENT_URL)}\n"
-        "metrics_port = 0\n", encoding="utf-8")
-    return load_settings(home, env={})
+        bodies = [sign_package(_unsigned(sender.organ_id, recipient.organ_id, i, repeats), key)
+                  for i in range(distinct)]  # fmt: skip
+        write_bodies(world.tmp / "bodies.bin", bodies)
+        yield Bench(world.tmp, world.vhost, world.settings, sender.organ_id, recipient.organ_id,
+                    with_vhost(AMQP_URL, world.vhost, sender.organ_id, sender.password),
+                    world.tmp / "bodies.bin")
 
 
 def _unsigned(sender: str, recipient: str, number: int, repeats: int) -> bytes:

@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from axis.receipts import receipt_xml
+from bench.timing import repeat_for
 from routing.values import Receipt
 from signing.fixed_sign import sign_enveloped
 from signing.keys import SigningKey
@@ -64,14 +64,8 @@ class Row:
 
 def _rate(action: Callable[[], object], seconds: float) -> float:
     """Operations per second over about ``seconds``."""
-    count, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while True:
-        action()
-        count += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return count / (now - start)
+    count, elapsed = repeat_for(action, seconds)
+    return count / elapsed
 
 
 def _floor(key: SigningKey) -> Callable[[], object]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
+from bench.timing import repeat_for
 from envelopes.builder import attachment_from_bytes, build_package, document_from_metadata
 from envelopes.parser import read_package
 from envelopes.schema import validate_tree
@@ -89,20 +89,8 @@ def _rate(action: Callable[[], object], seconds: float) -> tuple[float, float]:
     """(operations per second, microseconds per operation), after a warm-up."""
     for _ in range(3):
         action()
-    count, elapsed = _run(action, seconds)
+    count, elapsed = repeat_for(action, seconds)
     return count / elapsed, elapsed / count * 1e6
-
-
-def _run(action: Callable[[], object], seconds: float) -> tuple[int, float]:
-    """(operations, seconds taken): ``action`` repeated for about ``seconds``."""
-    count, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while True:
-        action()
-        count += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return count, now - start
 
 
 def _rates(actions: list[Callable[[], object]], seconds: float,
@@ -114,7 +102,7 @@ def _rates(actions: list[Callable[[], object]], seconds: float,
     totals = [(0, 0.0)] * len(actions)
     for _ in range(rounds):
         for index, action in enumerate(actions):
-            count, elapsed = _run(action, seconds / rounds)
+            count, elapsed = repeat_for(action, seconds / rounds)
             totals[index] = (totals[index][0] + count, totals[index][1] + elapsed)
     return [(count / elapsed, elapsed / count * 1e6) for count, elapsed in totals]
 

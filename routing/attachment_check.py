@@ -1,12 +1,34 @@
-"""The decision's rule for streamed attachments (pure): a package that names a file is
-accepted only when the hub holds that file whole and its SHA-256 matched."""
+"""The decision's rule for streamed attachments: a package that names a file is accepted
+only when the hub holds that file whole and its SHA-256 matched.
+
+The rule is pure; the :class:`~routing.ports.AttachmentView` it reads looks at the
+disk, so the hub calls :func:`checked_files` in its I/O threads, after the pure
+decision returned :class:`~routing.decide.NeedsFiles`.
+"""
 
 from __future__ import annotations
 
 from envelopes.attachment_refs import AttachmentRef, references
-from envelopes.errors import AttachmentDigestMismatch, AttachmentIncomplete, AttachmentTooLarge
+from envelopes.errors import AxisError
 from envelopes.model import Package
+from routing.decide import Accepted, NeedsFiles, Rejected
+from routing.errors import AttachmentDigestMismatch, AttachmentIncomplete, AttachmentTooLarge
 from routing.ports import AttachmentView
+
+
+def checked_files(pending: NeedsFiles, view: AttachmentView | None,
+                  max_bytes: int) -> Accepted | Rejected:  # fmt: skip
+    """The pending document, accepted once each file it names is held whole; else rejected
+    with the first file's refusal (as :func:`routing.decide.decide` rejects). A disk that
+    cannot answer raises: the hub retries the submission later."""
+    accepted = pending.accepted
+    sub = accepted.submission
+    try:
+        _check(accepted.attachments, accepted.sender_system, view, max_bytes)
+    except AxisError as error:
+        return Rejected(sub, accepted.sha256, error, kind=sub.routing_key,
+                        sender_system=sub.user_id or "")  # fmt: skip
+    return accepted
 
 
 def checked_references(package: Package, system_id: str, view: AttachmentView | None,
@@ -17,6 +39,12 @@ def checked_references(package: Package, system_id: str, view: AttachmentView | 
     system uploaded.
     """
     refs = references(package)
+    _check(refs, system_id, view, max_bytes)
+    return refs
+
+
+def _check(refs: tuple[AttachmentRef, ...], system_id: str, view: AttachmentView | None,
+           max_bytes: int) -> None:  # fmt: skip
     for ref in refs:
         label = f"{ref.name!r} ({ref.sha256})"
         if ref.size > max_bytes:
@@ -31,4 +59,3 @@ def checked_references(package: Package, system_id: str, view: AttachmentView | 
             raise AttachmentIncomplete(
                 f"attachment {label}: the hub does not hold the whole file ({state}); "
                 "upload every chunk, then send the package again", sha256=ref.sha256)
-    return refs

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envelopes.attachment_refs import chunk_count, chunk_length, valid_sha256
-from envelopes.errors import AttachmentDigestMismatch, AxisError, InvalidChunk
+from envelopes.errors import AxisError
 from routing.contract import (
     DIRECT_REPLY_TO,
     JSON,
@@ -29,6 +29,7 @@ from routing.contract import (
     answer_refused,
     header_text,
 )
+from routing.errors import AttachmentDigestMismatch, InvalidChunk
 
 ATTACHMENT_QUEUE = "axis.attachment"
 PUT_KEY = "attachment.put"

@@ -7,7 +7,9 @@ never raises; every fault becomes a ``Rejected`` carrying a stable error code.
 
 A status package also needs the parties of the document it refers to, which
 only the store knows: :func:`decide` returns :class:`NeedsParties` for it, the
-edge looks the parties up and calls :func:`route_status`.
+edge looks the parties up and calls :func:`route_status`. Likewise a document
+naming streamed files: :class:`NeedsFiles`, and the edge checks that the hub holds
+each file whole (:func:`routing.attachment_check.checked_files`, a look at the disk).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from datetime import datetime
 from cryptography import x509
 from lxml import etree
 
-from envelopes.attachment_refs import AttachmentRef
+from envelopes.attachment_refs import AttachmentRef, references
 from envelopes.errors import AxisError
 from envelopes.model import NS, BusinessDocType, DocumentPackage, Package, StatusPackage
 from envelopes.parser import package_kind, read_package
 from envelopes.schema import validate_tree
 from envelopes.status_codes import StatusCode
 from envelopes.xmlsafe import XmlLimits, parse_tree
-from routing.attachment_check import checked_references
 from routing.contract import SUBMISSION_KEYS
 from routing.errors import (
     CertificateNotRegistered,
@@ -45,7 +46,7 @@ from routing.errors import (
     UnknownRoutingKey,
     UnknownSystem,
 )
-from routing.ports import AttachmentView, RegistryView, RevocationView
+from routing.ports import RegistryView, RevocationView
 from routing.values import DocumentParties, sha256_hex
 from signing.errors import CertificateMismatch
 from signing.keys import fingerprint
@@ -96,8 +97,6 @@ class HubContext:
     max_bytes: int = 16 * 1024 * 1024
     max_depth: int = 64
     revocation: RevocationView | None = None  # the CAs' CRL/OCSP answers; None: not checked
-    attachments: AttachmentView | None = None  # streamed files; None: none accepted
-    max_attachment_bytes: int = 2 * 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +173,18 @@ class NeedsParties:
     revocation: RevocationStatus | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NeedsFiles:
+    """A verified document naming streamed files, accepted once the hub holds each whole."""
+
+    accepted: Accepted  # its ``attachments``: the references, not checked yet
+
+
 Verdict = Accepted | Rejected
+Pending = NeedsParties | NeedsFiles
 
 
-def decide(sub: Submission, ctx: HubContext) -> Accepted | Rejected | NeedsParties:
+def decide(sub: Submission, ctx: HubContext) -> Verdict | Pending:
     """Check one submission end to end; never raises."""
     digest = sha256_hex(sub.body)
     try:
@@ -194,7 +201,7 @@ def decide(sub: Submission, ctx: HubContext) -> Accepted | Rejected | NeedsParti
         )
 
 
-def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejected | NeedsParties:
+def _decide(sub: Submission, ctx: HubContext, digest: str) -> Verdict | Pending:
     if sub.routing_key not in SUBMISSION_KEYS:
         raise UnknownRoutingKey(f"routing key {sub.routing_key!r} is neither 'edoc' nor 'status'")
     if not valid_message_id(sub.message_id):
@@ -224,7 +231,7 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         raise OrganNotServed("the verified sender differs from the one read before verification")
     if isinstance(package, StatusPackage):
         return NeedsParties(sub, digest, package, system_id, signer, revocation)
-    return Accepted(
+    accepted = Accepted(
         sub,
         digest,
         "edoc",
@@ -235,9 +242,9 @@ def _decide(sub: Submission, ctx: HubContext, digest: str) -> Accepted | Rejecte
         _route_document(package, ctx.registry),
         signer_fingerprint=signer,
         revocation=revocation,
-        attachments=checked_references(package, system_id, ctx.attachments,
-                                       ctx.max_attachment_bytes),
+        attachments=references(package),
     )
+    return NeedsFiles(accepted) if accepted.attachments else accepted
 
 
 def valid_message_id(message_id: str | None) -> bool:

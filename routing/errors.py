@@ -140,3 +140,54 @@ class HubUnavailable(AxisError):
     gave up after its retries; the submission is in ``axis.dead`` and may be replayed."""
 
     code = "hub.unavailable"
+
+
+# -- attachment: streamed files (docs/protocol.md, "Streamed attachments") -----------------
+
+
+class AttachmentError(AxisError):
+    """A streamed attachment cannot be accepted."""
+
+    code = "attachment.error"
+
+
+class AttachmentTooLarge(AttachmentError):
+    """The declared size is above the hub's (or the sender's) limit."""
+
+    code = "attachment.too_large"
+
+
+class AttachmentDigestMismatch(AttachmentError):
+    """A chunk, or the whole file, does not have the SHA-256 it was declared with."""
+
+    code = "attachment.digest_mismatch"
+
+
+class AttachmentIncomplete(AttachmentError):
+    """The package names a file the hub has not received whole."""
+
+    code = "attachment.incomplete"
+
+
+class AttachmentQuotaExceeded(AttachmentError):
+    """The system's stored attachments would exceed its storage quota."""
+
+    code = "attachment.quota_exceeded"
+
+
+class InvalidChunk(AttachmentError):
+    """A chunk message is malformed: headers missing or inconsistent, wrong length."""
+
+    code = "attachment.invalid_chunk"
+
+
+class AttachmentNotFound(AttachmentError):
+    """No such attachment for this system (unknown, not addressed to it, or expired)."""
+
+    code = "attachment.not_found"
+
+
+class AttachmentUnavailable(AttachmentError):
+    """The hub cannot store or read attachments right now (its disk); send again later."""
+
+    code = "attachment.unavailable"

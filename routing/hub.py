@@ -30,12 +30,14 @@ from aio_pika.abc import AbstractIncomingMessage
 from routing.admission import RateLimiter
 from routing.amqp import broker_urls, connect_robust_any, tolerate_invalid_short_strings
 from routing.answers import StatusAnswers, make_heads_forever
+from routing.attachment_check import checked_files
 from routing.batching import Batcher
 from routing.contract_attachments import ATTACHMENT_QUEUE
 from routing.decide import (
     Accepted,
     HubContext,
-    NeedsParties,
+    NeedsFiles,
+    Pending,
     Rejected,
     Submission,
     route_status,
@@ -267,21 +269,26 @@ class Hub(HubReplies):
             trust=self._registry.trust,
             max_bytes=self.config.max_submission_bytes,
             revocation=self.revocation,
-            attachments=self.attachments,
-            max_attachment_bytes=self.config.max_attachment_bytes,
         )
         receipt_id = str(uuid.uuid4())
-        verdict, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
-        if isinstance(verdict, NeedsParties):
-            # Every organ's documents of that id: ResponseFor/OrganId may use another of
-            # the sender organ's codes than its From did (route_status compares them).
-            candidates = await self._in_io(
-                self.store.documents_named, verdict.package.response_for.document_id
-            )
-            verdict = route_status(verdict, candidates, ctx.registry)
-            records = await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.signer)
-        assert records is not None  # a final verdict always comes with its records
-        return verdict, records
+        pending, records = await self._decisions.run((sub, ctx, receipt_id, self.signer))
+        if isinstance(pending, Accepted | Rejected):
+            assert records is not None  # a final verdict always comes with its records
+            return pending, records
+        verdict = await self._complete(pending, ctx)
+        return verdict, await self._in_cpu(records_for, verdict, receipt_id, ctx.now, self.signer)
+
+    async def _complete(self, pending: Pending, ctx: HubContext) -> Accepted | Rejected:
+        """The final verdict of a decision that waits for the store or the disk."""
+        if isinstance(pending, NeedsFiles):
+            return await self._in_io(checked_files, pending, self.attachments,
+                                     self.config.max_attachment_bytes)  # fmt: skip
+        # Every organ's documents of that id: ResponseFor/OrganId may use another of
+        # the sender organ's codes than its From did (route_status compares them).
+        candidates = await self._in_io(
+            self.store.documents_named, pending.package.response_for.document_id
+        )
+        return route_status(pending, candidates, ctx.registry)
 
     async def _settle(
         self, message: AbstractIncomingMessage, verdict: Accepted | Rejected, records: Records,
@@ -349,7 +356,7 @@ class Hub(HubReplies):
 
 
 _DecideItem = tuple[Submission, HubContext, str, ReceiptSigner]
-_Decided = tuple[Accepted | Rejected | NeedsParties, Records | None]
+_Decided = tuple[Accepted | Rejected | Pending, Records | None]
 
 
 def _decide_all(items: Sequence[_DecideItem]) -> list[_Decided]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from envelopes.errors import AttachmentUnavailable, AxisError, InvalidChunk
+from envelopes.errors import AxisError
 from routing.amqp import publish
 from routing.contract import WireMessage, answer_ok, is_direct_reply_to
 from routing.contract_attachments import (
@@ -37,6 +37,7 @@ from routing.contract_attachments import (
     refusal_answer,
     state_answer,
 )
+from routing.errors import AttachmentUnavailable, InvalidChunk
 from routing.ports import AttachmentKeeper, HubMonitor, NoMonitor, ReceiptSigner
 from routing.values import Receipt, sha256_hex
 
@@ -116,12 +117,21 @@ def answer_request(keeper: AttachmentKeeper, key: str, asker: str | None,
     except AxisError as error:
         receipt = None
         if refusals is not None and asker and key == PUT_KEY:
-            receipt = refusals.receipt(asker, _address_or_none(headers), body, error)
+            receipt = _signed_refusal(refusals, asker, headers, body, error)
         return refusal_answer(error, correlation_id, receipt), error.code
     except Exception as exc:  # the disk failed: say so, the system sends the chunk again
         log.warning("attachment request %s from %s failed: %s", key, asker, exc)
         failed = AttachmentUnavailable("the hub cannot store or read attachments right now")
         return refusal_answer(failed, correlation_id), failed.code
+
+
+def _signed_refusal(refusals: RefusalSigner, asker: str, headers: Mapping[str, Any],
+                    body: bytes, error: AxisError) -> bytes | None:  # fmt: skip
+    try:
+        return refusals.receipt(asker, _address_or_none(headers), body, error)
+    except Exception:  # the refusal is still answered: the system learns its code
+        log.exception("cannot sign the receipt of a refused chunk from %s", asker)
+        return None
 
 
 def _address_or_none(headers: Mapping[str, Any]) -> ChunkAddress | None:

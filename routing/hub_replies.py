@@ -81,29 +81,29 @@ class HubPlumbing:
 class HubReplies(HubPlumbing):
     """Refusals the edge decides, and the answers to a consignment submitted again."""
 
-    async def _refuse(self, sub: Submission, error: AxisError) -> tuple[Rejected, Records]:
-        """A rejection the edge decides (rate, reused DocumentId, gave up), with its records."""
-        verdict = Rejected(sub, sha256_hex(sub.body), error, kind=sub.routing_key,
-                           sender_system=sub.user_id or "")  # fmt: skip
-        records = await self._in_cpu(
-            records_for, verdict, str(uuid.uuid4()), self._clock(), self.signer
-        )
-        return verdict, records
+    async def _refuse(
+        self, sub: Submission, error: AxisError, digest: str | None = None
+    ) -> tuple[Rejected, Records]:
+        """A rejection the edge decides (rate, reused DocumentId, gave up), with its records;
+        ``digest``: the body's SHA-256 when known already."""
+        return await self._in_cpu(_refusal, sub, error, digest, str(uuid.uuid4()),
+                                  self._clock(), self.signer)  # fmt: skip
 
     async def _document_id_reused(self, verdict: Accepted | Rejected) -> tuple[Rejected, Records]:
         organ, document_id = verdict.sender_organ, verdict.document_id
         return await self._refuse(verdict.submission, DocumentIdReused(
             f"organ {organ} sent another package as document {document_id!r} before; "
             "a new package needs a new DocumentId (or an update/replace/revoke business "
-            "type)", organ_id=organ, document_id=document_id))  # fmt: skip
+            "type)", organ_id=organ, document_id=document_id), verdict.sha256)  # fmt: skip
 
     async def _answer_duplicate(
         self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord,
         *, republish: bool,
     ) -> None:  # fmt: skip
         # Hashing and parsing a body of up to max_submission_bytes stay off the event loop.
-        if existing.sha256 != await self._in_cpu(sha256_hex, sub.body):
-            await self._reject_conflict(message, sub, existing)
+        digest = await self._in_cpu(sha256_hex, sub.body)
+        if existing.sha256 != digest:
+            await self._reject_conflict(message, sub, digest, existing)
             return
         self.monitor.duplicate()
         if republish and existing.outcome == "accepted" and existing.id is not None:
@@ -116,12 +116,13 @@ class HubReplies(HubPlumbing):
         await self._receipt_and_ack(message, existing)
 
     async def _reject_conflict(
-        self, message: AbstractIncomingMessage, sub: Submission, existing: SubmissionRecord
-    ) -> None:
+        self, message: AbstractIncomingMessage, sub: Submission, digest: str,
+        existing: SubmissionRecord,
+    ) -> None:  # fmt: skip
         error = DuplicateConflict(
             f"consignment {sub.message_id!r} was submitted before with different content"
         )
-        receipt = conflict_receipt(sub, error, str(uuid.uuid4()), self._clock())
+        receipt = conflict_receipt(sub, digest, error, str(uuid.uuid4()), self._clock())
         receipt_xml = await self._in_cpu(self.signer.sign, receipt)
         self.monitor.rejected(sub.routing_key, error.code)
         await self.outbox.to_inbox(
@@ -164,6 +165,14 @@ class HubReplies(HubPlumbing):
         if self._registered(record.user_id):
             await self.outbox.receipt(message, record, True)
             self._receipt_sent(message)
+
+
+def _refusal(sub: Submission, error: AxisError, digest: str | None, receipt_id: str,
+             now: datetime, signer: ReceiptSigner) -> tuple[Rejected, Records]:  # fmt: skip
+    # In the CPU thread: hashing a body of up to max_submission_bytes stays off the loop.
+    verdict = Rejected(sub, digest if digest is not None else sha256_hex(sub.body), error,
+                       kind=sub.routing_key, sender_system=sub.user_id or "")  # fmt: skip
+    return verdict, records_for(verdict, receipt_id, now, signer)
 
 
 def _status_code_of(record: SubmissionRecord) -> str | None:

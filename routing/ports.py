@@ -234,7 +234,8 @@ class EvidenceKeeper(Protocol):
 
 
 class AttachmentView(Protocol):
-    """What the decision reads of a sender's streamed files (a stat; no file is read)."""
+    """What the hub checks of a sender's streamed files before it accepts a package naming
+    them (a stat, in its I/O threads; no file is read)."""
 
     def state_of(self, owner: str, sha256: str, size: int) -> str:
         """``complete`` (whole, SHA-256 checked), ``mismatch``, ``partial`` or ``missing``."""

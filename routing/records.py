@@ -9,7 +9,7 @@ from envelopes.errors import AxisError
 from routing.decide import (
     Accepted,
     HubContext,
-    NeedsParties,
+    Pending,
     Rejected,
     Submission,
     decide,
@@ -24,7 +24,6 @@ from routing.values import (
     ReceiptEvent,
     SubmissionRecord,
     TraceEvent,
-    sha256_hex,
 )
 from signing.revocation import RevocationEvidence
 
@@ -33,17 +32,17 @@ Records = tuple[SubmissionRecord, list[DeliveryRecord], list[TraceEvent]]
 
 def decide_and_record(
     sub: Submission, ctx: HubContext, receipt_id: str, signer: ReceiptSigner
-) -> tuple[Accepted | Rejected | NeedsParties, Records | None]:
+) -> tuple[Accepted | Rejected | Pending, Records | None]:
     """:func:`~routing.decide.decide`, then :func:`records_for` a final verdict, in one call.
 
-    One call means one trip off the hub's event loop per submission. A status
-    package whose document parties must first be read from the store comes back
-    as :class:`NeedsParties` with no records. Never raises.
+    One call means one trip off the hub's event loop per submission. A verdict that
+    waits for the store (:class:`~routing.decide.NeedsParties`) or the attachment
+    files (:class:`~routing.decide.NeedsFiles`) comes back with no records. Never raises.
     """
     verdict = decide(sub, ctx)
-    if isinstance(verdict, NeedsParties):
-        return verdict, None
-    return verdict, records_for(verdict, receipt_id, ctx.now, signer)
+    if isinstance(verdict, Accepted | Rejected):
+        return verdict, records_for(verdict, receipt_id, ctx.now, signer)
+    return verdict, None
 
 
 def records_for(
@@ -220,14 +219,17 @@ def _receipt_to_sender(
     )
 
 
-def conflict_receipt(sub: Submission, error: AxisError, receipt_id: str, now: datetime) -> Receipt:
-    """What the rejected receipt for a consignment id re-used with other bytes states."""
+def conflict_receipt(
+    sub: Submission, digest: str, error: AxisError, receipt_id: str, now: datetime
+) -> Receipt:
+    """What the rejected receipt for a consignment id re-used with other bytes (of SHA-256
+    ``digest``) states."""
     return Receipt(
         receipt_id=receipt_id,
         event="rejected",
         kind=sub.routing_key,
         message_id=sub.message_id or "",
-        package_sha256=sha256_hex(sub.body),
+        package_sha256=digest,
         hub_time=now,
         sender_system=sub.user_id or "",
         error_code=error.code,

@@ -22,10 +22,9 @@ Outcome = Literal["accepted", "rejected"]
 EventKind = Literal["submitted", "accepted", "rejected", "published", "delivered", "status"]
 
 
-# Refusals that do not use up the consignment id: the sender sends the same one again later,
-# and the store replaces the refused record with the new outcome.
-# Refusals after which the same consignment id may be sent again: nothing was wrong with
-# the package itself (a streamed file may be uploaded, or uploaded again, first).
+# Refusals that do not use up the consignment id: nothing was wrong with the package itself
+# (a streamed file may be uploaded, or uploaded again, first), the sender sends the same id
+# again later, and the store replaces the refused record with the new outcome.
 RETRYABLE_CODES = frozenset({"submission.rate_limited", "hub.unavailable",
                              "attachment.incomplete", "attachment.digest_mismatch"})
 

@@ -25,14 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
-from envelopes.xmlsafe import parse_tree
-from signing.errors import MultipleSignatures, ReferenceNotWholeDocument, SignatureError
+from signing.errors import SignatureError
 from signing.keys import SigningKey
-from signing.structure import DS, ENVELOPED
+from signing.sign import signable_root
+from signing.structure import DS, ENVELOPED, EXC_C14N
 
-_EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
 _SHA256 = DigestAlgorithm.SHA256.value
 _NSMAP = {"ds": DS}
 # The hash each signature method signs with; the reference digest is always SHA-256.
@@ -55,9 +54,7 @@ def sign_enveloped(raw_or_root: bytes | etree._Element, key: SigningKey) -> byte
     ASCII are signed here; ``sign_document`` fails on them (signxml copies the document
     through an ASCII serialisation, which cannot spell them).
     """
-    raw = etree.tostring(raw_or_root) if isinstance(raw_or_root, etree._Element) else raw_or_root
-    root = parse_tree(raw)
-    _refuse_unsignable(root)
+    root = signable_root(raw_or_root)
     digest = hashlib.sha256(_c14n(root)).digest()
     # Made apart and appended, as signxml does: appending reconciles its namespace with the
     # document's (an XMLDSig default namespace on the root takes the tag unprefixed).
@@ -70,18 +67,6 @@ def sign_enveloped(raw_or_root: bytes | etree._Element, key: SigningKey) -> byte
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def _refuse_unsignable(root: etree._Element) -> None:
-    existing = next(iter(root.iter("{*}Signature")), None)
-    if existing is not None:
-        raise MultipleSignatures(
-            f"the document already carries a Signature ({existing.tag}); refusing to add another"
-        )
-    if root.get("Id") is not None or root.get("ID") is not None:
-        raise ReferenceNotWholeDocument(
-            'the root element carries an Id attribute; cannot sign with URI=""'
-        )
-
-
 def _c14n(element: etree._Element) -> bytes:
     return bytes(etree.tostring(element, method="c14n", exclusive=True, with_comments=False))
 
@@ -92,12 +77,12 @@ def _signed_info(
     # nsmap as signxml passes it: it matters where appending re-bound the Signature's tag
     # to a default namespace equal to XMLDSig's (the ``ds`` prefix is then declared here).
     signed_info = etree.SubElement(signature, f"{{{DS}}}SignedInfo", nsmap=_NSMAP)
-    etree.SubElement(signed_info, f"{{{DS}}}CanonicalizationMethod", Algorithm=_EXC_C14N)
+    etree.SubElement(signed_info, f"{{{DS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
     etree.SubElement(signed_info, f"{{{DS}}}SignatureMethod", Algorithm=method.value)
     reference = etree.SubElement(signed_info, f"{{{DS}}}Reference", URI="")
     transforms = etree.SubElement(reference, f"{{{DS}}}Transforms")
     etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm=ENVELOPED)
-    etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm=_EXC_C14N)
+    etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm=EXC_C14N)
     etree.SubElement(reference, f"{{{DS}}}DigestMethod", Algorithm=_SHA256)
     etree.SubElement(reference, f"{{{DS}}}DigestValue").text = base64.b64encode(digest).decode()
     return signed_info

@@ -41,13 +41,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.verifier import XMLVerifier
 
 from signing.errors import SignatureInvalid
-from signing.structure import DS, ENVELOPED
+from signing.structure import DS, ENVELOPED, EXC_C14N
 
-_EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
 # Signature method -> (key type, hash); SHA-1 and everything else goes to signxml.
 _SIGNATURE_METHODS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
     SignatureMethod.RSA_SHA256.value: ("rsa", hashes.SHA256),
@@ -179,9 +178,9 @@ def _profile(signature: etree._Element, parser: etree.XMLParser) -> _Profile | N
         method is None
         or digest_hash is None
         or reference.get("URI") != ""
-        or not _is_leaf(c14n_method, _EXC_C14N)
+        or not _is_leaf(c14n_method, EXC_C14N)
         or not _is_leaf(transforms[0], ENVELOPED)
-        or not _is_leaf(transforms[1], _EXC_C14N)
+        or not _is_leaf(transforms[1], EXC_C14N)
         or len(signature_method)
         or len(ref[1])
         or not _schema_valid(sig)

@@ -36,6 +36,7 @@ def sign_package(raw: bytes, key: SigningKey) -> bytes:
     headers = root.findall(_HEADER_PATH)
     if len(headers) != 1:
         raise SchemaViolation("an edXML package needs exactly one edXML/edXMLEnvelope/edXMLHeader")
+    _refuse_root_id(root)
     # signxml replaces a placeholder Signature in place, which fixes the position.
     etree.SubElement(headers[0], f"{{{DS}}}Signature", Id="placeholder", nsmap={"ds": DS})
     return _sign(root, key)
@@ -46,12 +47,22 @@ def sign_document(raw_or_root: bytes | etree._Element, key: SigningKey) -> bytes
 
     An element is not modified: the signature goes into a copy.
     """
-    if isinstance(raw_or_root, etree._Element):
-        root = parse_tree(etree.tostring(raw_or_root))
-    else:
-        root = parse_tree(raw_or_root)
+    return _sign(signable_root(raw_or_root), key)
+
+
+def signable_root(raw_or_root: bytes | etree._Element) -> etree._Element:
+    """A fresh tree of the document to sign whole, once it is known to be signable.
+
+    Raises :class:`MultipleSignatures` if it already carries a ``Signature`` (in any
+    namespace), :class:`ReferenceNotWholeDocument` if the root has an ``Id``/``ID``
+    attribute, ``envelope.*`` errors for unreadable XML. An element is parsed again
+    from its serialisation, so the caller's tree is never modified.
+    """
+    raw = etree.tostring(raw_or_root) if isinstance(raw_or_root, etree._Element) else raw_or_root
+    root = parse_tree(raw)
     _refuse_existing_signature(root)
-    return _sign(root, key)
+    _refuse_root_id(root)
+    return root
 
 
 def _refuse_existing_signature(root: etree._Element) -> None:
@@ -62,12 +73,15 @@ def _refuse_existing_signature(root: etree._Element) -> None:
         )
 
 
-def _sign(root: etree._Element, key: SigningKey) -> bytes:
+def _refuse_root_id(root: etree._Element) -> None:
     if root.get("Id") is not None or root.get("ID") is not None:
-        # signxml would then reference "#id", not the whole document.
+        # A signer would then reference "#id", not the whole document.
         raise ReferenceNotWholeDocument(
             'the root element carries an Id attribute; cannot sign with URI=""'
         )
+
+
+def _sign(root: etree._Element, key: SigningKey) -> bytes:
     signer = XMLSigner(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=key.algorithm,

@@ -32,6 +32,7 @@ from signing.errors import (
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _DSIG_MORE = "http://www.w3.org/2001/04/xmldsig-more#"
 ENVELOPED = DS + "enveloped-signature"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
 C14N_METHODS = frozenset(
     {
@@ -196,8 +197,7 @@ def _certificates(signature: etree._Element) -> tuple[bytes, ...]:
 
 # -- what a ds:Signature may contain ----------------------------------------------------------
 
-_EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
-_PREFIXES = {DS: "ds", _EXC_C14N: "ec"}
+_PREFIXES = {DS: "ds", EXC_C14N: "ec"}
 _XML_SPACE = " \t\r\n"
 
 # One step of a content model: the tags it admits, and whether it may repeat. Every step

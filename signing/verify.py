@@ -224,14 +224,14 @@ class Verifier:
             root, owned = data, False
         if not isinstance(root, etree._Element):
             raise SignatureInvalid("verify() needs bytes or an lxml element")
+        at = _utc(at)
         try:
             shape = inspect_signature(root, allow_sha1=self._allow_sha1)
-            signer = self._trust.signer(shape.certificates_der, _utc(at))
-            signed = check_fixed_profile(root, shape.element, signer, _utc(at), _PARSER,
-                                         owned=owned)  # fmt: skip
+            signer = self._trust.signer(shape.certificates_der, at)
+            signed = check_fixed_profile(root, shape.element, signer, at, _PARSER, owned=owned)
             if signed is not None:
                 return Verified(root=signed.root, signer=signer, signed_bytes=signed.data)
-            return self._check_signature(root, signer, _utc(at))
+            return self._check_signature(root, signer, at)
         except AxisError:
             raise
         except Exception as exc:  # a library surprise on hostile input is still a refusal

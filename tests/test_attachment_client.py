@@ -8,15 +8,23 @@ import asyncio
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from axis.client.agency import InboxItem
-from axis.client.chunk_rpc import Reply, read_json_reply, remote_error, run_window
+from axis.client.chunk_rpc import ChunkRpc, Reply, read_json_reply, remote_error, run_window
 from axis.client.config import INLINE_ATTACHMENT_MAX, MAX_ATTACHMENT_BYTES
-from axis.client.download import PartFile, chunk_problem, read_sidecar
+from axis.client.download import (
+    FileDownload,
+    PartFile,
+    chunk_problem,
+    default_download_dir,
+    read_sidecar,
+)
 from axis.client.inbox_store import InboxStore
 from axis.client.profile import load_profile
 from axis.client.upload import (
@@ -31,16 +39,9 @@ from axis.commands.progress import Bars, progress_wanted
 from axis.errors import InvalidSettings
 from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef, reference_attachment
 from envelopes.builder import attachment_from_bytes, document_from_metadata
-from envelopes.errors import (
-    AttachmentDigestMismatch,
-    AttachmentQuotaExceeded,
-    AttachmentTooLarge,
-    InvalidAttachment,
-    InvalidChunk,
-    InvalidMetadata,
-)
+from envelopes.errors import InvalidAttachment, InvalidMetadata
 from envelopes.model import Attachment, DocumentPackage
-from routing.contract import JSON
+from routing.contract import JSON, WireMessage
 from routing.contract_attachments import (
     H_CHUNK_SHA256,
     H_INDEX,
@@ -48,7 +49,13 @@ from routing.contract_attachments import (
     held_ranges,
     state_answer,
 )
-from routing.errors import QueryRefused
+from routing.errors import (
+    AttachmentDigestMismatch,
+    AttachmentQuotaExceeded,
+    AttachmentTooLarge,
+    InvalidChunk,
+    QueryRefused,
+)
 
 # -- planning ---------------------------------------------------------------------------------
 
@@ -134,6 +141,35 @@ def test_a_chunk_answer_is_checked_for_index_length_and_sha256() -> None:
     assert isinstance(chunk_problem(ref, 1, _reply(data[CHUNK_BYTES + 1:], "1")), InvalidChunk)
     damaged = chunk_problem(ref, 0, _reply(data[:CHUNK_BYTES], "0", "0" * 64))
     assert isinstance(damaged, AttachmentDigestMismatch) and damaged.detail["index"] == 0
+
+
+class _Hub:
+    """Answers ``attachment.get`` with the chunks of ``data``, recording what was asked."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[int] = []
+
+    async def call(self, make: Callable[[str], WireMessage], routing_key: str) -> Reply:
+        index = int(make("cid").headers[H_INDEX])
+        self.asked.append(index)
+        return _reply(self.data[index * CHUNK_BYTES:(index + 1) * CHUNK_BYTES], str(index))
+
+
+async def test_a_file_found_already_downloaded_is_checked_against_the_signed_sha256(
+        tmp_path: Path) -> None:  # fmt: skip
+    data = os.urandom(2 * CHUNK_BYTES + 3)
+    ref = _ref_for(data)
+    hub = _Hub(data)
+    found = tmp_path / ref.sha256
+    found.write_bytes(data)  # left by an earlier run: used as it is
+    download = FileDownload(cast(ChunkRpc, hub), "B", "A", ref, tmp_path)
+    assert await download.run() == found and hub.asked == []
+
+    found.write_bytes(os.urandom(len(data)))  # the right size, not the bytes that were signed
+    path = await FileDownload(cast(ChunkRpc, hub), "B", "A", ref, tmp_path).run()
+    assert path == found and path.read_bytes() == data
+    assert sorted(hub.asked) == [0, 1, 2]  # fetched again, not handed over unchecked
 
 
 # -- the hub's answers ------------------------------------------------------------------------
@@ -293,3 +329,16 @@ def test_no_progress_bars_for_json_or_when_asked_not_to() -> None:
     assert not progress_wanted(True, False) and not progress_wanted(False, True)
     with Bars(False) as bars:
         bars.update("k", "uploading", 5, 10)  # draws nothing, fails nothing
+
+
+def test_the_default_download_folder_is_the_users_own_and_private(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = default_download_dir("000.00.00.G22")
+    assert folder == tmp_path / "cache" / "axis" / "downloads" / "000_00_00_G22"
+    ref = AttachmentRef("a.bin", 10, hashlib.sha256(b"x").hexdigest())
+    part = PartFile(folder, ref)
+    part.open()
+    part.close()
+    assert folder.stat().st_mode & 0o777 == 0o700  # other local users can neither read nor swap
+

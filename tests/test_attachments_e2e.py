@@ -31,9 +31,9 @@ from axis.files import file_sha256
 from bench.bench_attachments import WITH_PEAK
 from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef
 from envelopes.builder import document_from_metadata
-from envelopes.errors import AttachmentDigestMismatch
 from envelopes.model import Attachment, DocumentPackage
 from routing.contract_attachments import PUT_KEY, STATE_KEY, put_message, state_message
+from routing.errors import AttachmentDigestMismatch
 from tests.clikit import REPO, CliWorld, assert_error, fetch_until, organ
 from tests.hubkit import HubKit
 

@@ -8,8 +8,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,6 @@ from envelopes.attachment_refs import (
     chunk_count,
     reference_attachment,
 )
-from envelopes.errors import (
-    AttachmentDigestMismatch,
-    AttachmentIncomplete,
-    AttachmentNotFound,
-    AttachmentQuotaExceeded,
-    AttachmentTooLarge,
-    InvalidChunk,
-)
 from routing.amqp import amqp_message
 from routing.attachment_check import checked_references
 from routing.contract import DIRECT_REPLY_TO, QUERY_EXCHANGE, WireMessage
@@ -42,6 +36,14 @@ from routing.contract_attachments import (
     held_ranges,
     put_message,
     state_message,
+)
+from routing.errors import (
+    AttachmentDigestMismatch,
+    AttachmentIncomplete,
+    AttachmentNotFound,
+    AttachmentQuotaExceeded,
+    AttachmentTooLarge,
+    InvalidChunk,
 )
 from tests.clikit import organ
 from tests.hubkit import Agency, HubKit, document
@@ -151,6 +153,63 @@ def test_a_hostile_system_name_stays_inside_the_folder(tmp_path: Path) -> None:
     store.put("../../etc", address(data, 0), data)
     inside = [p.relative_to(store.root) for p in store.root.rglob("*.bin")]
     assert len(inside) == 1 and ".." not in inside[0].parts
+
+
+def test_an_unsafe_system_name_gets_a_folder_no_other_system_has(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    data = file_of(10)
+    store.put("a b", address(data, 0), data)
+    hostile = "x-" + b"a b".hex()  # a safe name: it is its own folder
+    assert store.state_of(hostile, SHA(data).hexdigest(), len(data)) == "missing"
+    store.grant("a b", SHA(data).hexdigest(), ["R 1"])
+    with pytest.raises(AttachmentNotFound):  # one grant line, not the systems "R" and "1"
+        store.read_chunk("R", address(data, 0, "a b"))
+    assert store.read_chunk("R 1", address(data, 0, "a b")) == data
+
+
+def test_the_sweep_leaves_nothing_of_refused_and_discarded_uploads(tmp_path: Path) -> None:
+    store = new_store(tmp_path, quota_bytes=CHUNK_BYTES, abandon_seconds=60.0)
+    kept, big = file_of(100), file_of(2 * CHUNK_BYTES)
+    store.put("S1", address(kept, 0), kept)
+    store.grant("S1", SHA(kept).hexdigest(), ["R1"])
+    with pytest.raises(AttachmentQuotaExceeded):
+        store.put("S1", address(big, 0), chunks_of(big)[0])
+    wrong = ChunkAddress(SHA(b"other").hexdigest(), 10, 0)
+    with pytest.raises(AttachmentDigestMismatch):
+        store.put("S1", wrong, file_of(10))
+    before = sorted(p.name for p in (store.root / "S1").iterdir())
+    store.sweep(datetime.now(UTC) + timedelta(seconds=120))
+    after = sorted(p.name for p in (store.root / "S1").iterdir())
+    assert len(before) > len(after)
+    assert all(name.startswith(SHA(kept).hexdigest()) or name == "quota" for name in after)
+    assert store.read_chunk("R1", address(kept, 0, "S1")) == kept
+
+
+def test_concurrent_new_uploads_stay_within_the_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = new_store(tmp_path, quota_bytes=3 * CHUNK_BYTES)
+    counted = store.used_bytes
+
+    def slow_count(owner: str) -> int:  # widens the window between counting and beginning
+        used = counted(owner)
+        time.sleep(0.2)
+        return used
+
+    monkeypatch.setattr(store, "used_bytes", slow_count)
+    files = [file_of(2 * CHUNK_BYTES), file_of(2 * CHUNK_BYTES, seed=2)]
+
+    def begin(data: bytes) -> str:
+        try:
+            store.put("S1", address(data, 0), chunks_of(data)[0])
+        except AttachmentQuotaExceeded as error:
+            return error.code
+        return "ok"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(begin, files))
+    assert outcomes == ["attachment.quota_exceeded", "ok"]
+    assert counted("S1") == 2 * CHUNK_BYTES
 
 
 # -- the decision's rule ---------------------------------------------------------------------

@@ -153,6 +153,23 @@ def test_latest_rejections_newest_first_within_the_window(
     assert latest_rejections(store.engine, 0) == []
 
 
+def test_systems_are_listed_deepest_inbox_first_then_by_id() -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from axis.commands.hub_status import _systems
+    from axis.queues import QueueStat
+    from axis.registry import RegistrySnapshot
+
+    systems = {s: SimpleNamespace(system_id=s, name=s, active=True) for s in ("A", "B", "C")}
+    snapshot = cast(RegistrySnapshot, SimpleNamespace(systems=systems))
+    queues = {inbox_queue_name("C"): QueueStat(inbox_queue_name("C"), 7, 0),
+              inbox_queue_name("A"): QueueStat(inbox_queue_name("A"), 0, 1)}  # fmt: skip
+    rows = _systems(snapshot, queues)
+    assert [r["system_id"] for r in rows] == ["C", "A", "B"]  # the deepest has the last id
+    assert rows[2]["inbox"]["present"] is False
+
+
 # -- coded errors ----------------------------------------------------------------------
 
 

@@ -13,13 +13,16 @@ PURE_MODULES = ("envelopes.parser", "envelopes.builder", "envelopes.errors", "si
                 "routing.records", "routing.values", "routing.contract", "routing.ports",
                 "routing.errors", "axis.receipts", "axis.registry", "axis.trace",
                 "axis.store_values", "axis.errors", "routing.recipients", "signing.revocation",
-                "signing.ocsp", "axis.evidence.audit")  # fmt: skip
+                "signing.ocsp", "axis.evidence.audit", "routing.attachment_check",
+                "routing.contract_attachments", "envelopes.attachment_refs")  # fmt: skip
 IO_LIBRARIES = ("aio_pika", "aiormq", "sqlmodel", "sqlalchemy", "prometheus_client", "typer",
                 "psycopg", "urllib.request")  # fmt: skip
 PURE_FILES = [
     *ROOT.glob("envelopes/*.py"), *ROOT.glob("signing/*.py"),
     *(ROOT / "routing" / f"{name}.py" for name in ("decide", "records", "values", "contract",
-                                                    "ports", "errors", "recipients")),
+                                                    "ports", "errors", "recipients",
+                                                    "attachment_check",
+                                                    "contract_attachments")),
     ROOT / "axis/receipts.py", ROOT / "axis/registry.py", ROOT / "axis/trace.py",
     ROOT / "axis/errors.py",
 ]  # fmt: skip

@@ -5,10 +5,13 @@ No tests live here; the other signing test modules import these helpers.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -144,6 +147,16 @@ def _cert(
         )
     )
     return builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def xmlsec1_path() -> str:
+    """The xmlsec1 binary; the calling test is skipped without it (and fails under ``CI=true``)."""
+    path = shutil.which("xmlsec1")
+    if path is None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("xmlsec1 is not installed (CI=true: it must be)")
+        pytest.skip("xmlsec1 is not installed")
+    return path
 
 
 def ds(tag: str) -> str:

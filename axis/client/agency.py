@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from aio_pika.abc import (
 from cryptography import x509
 
 from axis.client.config import ClientConfig
-from axis.client.download import DownloadProgress, fetch_item_files
+from axis.client.download import DownloadProgress, default_download_dir, fetch_item_files
 from axis.client.push import watch_queue
 from axis.client.queries import HubQueries
 from axis.client.upload import DEFAULT_WINDOW, FileUpload, NamedProgress, attach_files
@@ -131,11 +130,10 @@ class AgencyClient(HubQueries):
         application across runs); given, a receipt about any other id is refused with
         ``receipt.not_ours``. :meth:`send` adds to it. ``download_dir``: where streamed
         files are downloaded (keep it across runs: an interrupted download resumes there;
-        default: a folder of the system's in the temporary directory).
+        default: :func:`~axis.client.download.default_download_dir`, private to the user).
         ``download_progress(ref, bytes_done, bytes_total)`` reports each download."""
         self.config = config
-        self.download_dir = download_dir or Path(tempfile.gettempdir()) / (
-            "axis-downloads-" + "".join(c if c.isalnum() else "_" for c in config.system_id))
+        self.download_dir = download_dir or default_download_dir(config.system_id)
         self.download_progress = download_progress
         self.auto_arrived = auto_arrived
         self.sent_consignments = sent_consignments

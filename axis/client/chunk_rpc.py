@@ -30,7 +30,12 @@ from aio_pika.abc import (
 
 from axis.client.config import ClientConfig
 from axis.errors import BrokerUnreachable, HubNotReady, ReceiptTimeout
-from envelopes.errors import (
+from envelopes.errors import AxisError
+from routing.amqp import amqp_message
+from routing.contract import DIRECT_REPLY_TO, WireMessage, read_answer
+from routing.contract_attachments import ATTACHMENT_EXCHANGE
+from routing.errors import (
+    AccessRefused,
     AttachmentDigestMismatch,
     AttachmentError,
     AttachmentIncomplete,
@@ -38,13 +43,9 @@ from envelopes.errors import (
     AttachmentQuotaExceeded,
     AttachmentTooLarge,
     AttachmentUnavailable,
-    AxisError,
     InvalidChunk,
+    QueryRefused,
 )
-from routing.amqp import amqp_message
-from routing.contract import DIRECT_REPLY_TO, WireMessage, read_answer
-from routing.contract_attachments import ATTACHMENT_EXCHANGE
-from routing.errors import AccessRefused, QueryRefused
 
 REQUEST_TIMEOUT = 30.0  # seconds an answer may take (the hub writes and syncs the chunk)
 ATTEMPTS = 3  # sends of one request before giving up with transport.receipt_timeout

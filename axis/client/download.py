@@ -11,7 +11,8 @@ yet recorded. Once all are there, the whole file is hashed as a stream and compa
 with the SHA-256 the sender signed; a mismatch deletes the part
 (``attachment.digest_mismatch``); a match is synced and renamed to
 ``<folder>/<sha256>``, which :class:`~axis.client.inbox_store.InboxStore` moves into
-the item's folder.
+the item's folder. A file found at ``<folder>/<sha256>`` already is used only when it
+hashes to the signed SHA-256 too; otherwise it is downloaded again over it.
 """
 
 from __future__ import annotations
@@ -30,19 +31,19 @@ from axis.client.chunk_rpc import (
     read_json_reply,
     run_window,
 )
-from axis.client.upload import DEFAULT_WINDOW, HASH_BLOCK, bytes_of, missing_chunks
-from axis.files import sync_dir
+from axis.client.upload import DEFAULT_WINDOW, bytes_of, missing_chunks
+from axis.files import file_sha256, sync_dir
 from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef, chunk_length, references
-from envelopes.errors import (
-    AttachmentDigestMismatch,
-    AttachmentError,
-    AttachmentNotFound,
-    AxisError,
-    InvalidChunk,
-)
+from envelopes.errors import AxisError
 from envelopes.model import DocumentPackage, Package
 from routing.contract import JSON, header_text
 from routing.contract_attachments import GET_KEY, H_CHUNK_SHA256, H_INDEX, get_message
+from routing.errors import (
+    AttachmentDigestMismatch,
+    AttachmentError,
+    AttachmentNotFound,
+    InvalidChunk,
+)
 
 PART_SUFFIX = ".part"
 HELD_SUFFIX = ".held"
@@ -98,6 +99,17 @@ def chunk_problem(ref: AttachmentRef, index: int, reply: Reply) -> AttachmentErr
     return None
 
 
+def holds_signed_file(path: Path, ref: AttachmentRef) -> bool:
+    """Whether ``path`` already is the file ``ref`` names: its size and the SHA-256 its
+    sender signed. A file found there (left by an earlier run, or put there by anyone who
+    can write to the folder) is handed over only once checked, as a download is."""
+    try:
+        whole = path.is_file() and path.stat().st_size == ref.size
+    except OSError:  # removed meanwhile
+        return False
+    return whole and file_sha256(path) == ref.sha256
+
+
 # -- one file on disk ---------------------------------------------------------------------
 
 
@@ -115,7 +127,7 @@ class PartFile:
 
     def open(self) -> set[int]:
         """Open (or create) the part; the chunks it already holds."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # received files: private
         held: set[int] = set()
         if self.part.exists() and self.sidecar.exists():
             held = read_sidecar(self.sidecar.read_bytes(), self.ref.chunks)
@@ -135,11 +147,7 @@ class PartFile:
 
     def finish(self) -> Path:
         """Hash the whole part; on a match sync it and rename it to ``<sha256>``."""
-        digest = hashlib.sha256()
-        os.lseek(self._fd, 0, os.SEEK_SET)
-        while block := os.read(self._fd, HASH_BLOCK):
-            digest.update(block)
-        if digest.hexdigest() != self.ref.sha256:
+        if file_sha256(self.part) != self.ref.sha256:
             self.close()
             self.discard()
             raise AttachmentDigestMismatch(
@@ -183,7 +191,7 @@ class FileDownload:
         """The file, whole and checked, at ``<folder>/<sha256>``."""
         ref = self.ref
         final = self.folder / ref.sha256
-        if final.is_file() and final.stat().st_size == ref.size:  # checked before its rename
+        if await in_thread(holds_signed_file, final, ref):
             self._report(ref.size)
             return final
         part = PartFile(self.folder, ref)
@@ -245,6 +253,14 @@ async def download_files(client: HubLink, refs: Sequence[AttachmentRef], owner: 
     return files
 
 
+def default_download_dir(system_id: str) -> Path:
+    """Where a client downloads streamed files unless told otherwise: in the user's own
+    cache (``$XDG_CACHE_HOME``, else ``~/.cache``), not the shared temporary directory,
+    where other local users could read or replace them. Stable, so a download resumes."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "axis" / "downloads" / "".join(c if c.isalnum() else "_" for c in system_id)
+
+
 async def fetch_item_files(client: HubLink, item: Delivered, folder: Path, *,
                            progress: DownloadProgress | None = None,
                            window: int = DEFAULT_WINDOW) -> None:  # fmt: skip
@@ -278,5 +294,6 @@ __all__ = [
     "chunk_problem",
     "download_files",
     "fetch_item_files",
+    "holds_signed_file",
     "read_sidecar",
 ]

@@ -30,13 +30,7 @@ from envelopes.attachment_refs import (
     reference_attachment,
 )
 from envelopes.builder import attachment_from_bytes
-from envelopes.errors import (
-    AttachmentIncomplete,
-    AttachmentNotFound,
-    AttachmentTooLarge,
-    InvalidAttachment,
-    InvalidMetadata,
-)
+from envelopes.errors import InvalidAttachment, InvalidMetadata
 from envelopes.model import Attachment
 from routing.contract_attachments import (
     PUT_KEY,
@@ -45,6 +39,7 @@ from routing.contract_attachments import (
     put_message,
     state_message,
 )
+from routing.errors import AttachmentIncomplete, AttachmentNotFound, AttachmentTooLarge
 
 DEFAULT_WINDOW = 8  # chunk requests outstanding at once: memory ~ window x CHUNK_BYTES
 HASH_BLOCK = 4 * 1024 * 1024

@@ -22,6 +22,7 @@ from cryptography import x509
 from typer.exceptions import TyperException
 
 from axis.errors import ConfigError, StoreUnavailable
+from axis.files import write_atomic
 from envelopes.errors import AxisError, InvalidMetadata
 from routing.errors import TransportError
 from signing.keys import load_certificate, load_certificates
@@ -100,9 +101,7 @@ def read_file(path: Path, what: str) -> bytes:
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` atomically (temp file then rename) so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, data)
 
 
 def stderr(message: str) -> None:

@@ -48,7 +48,7 @@ def directory_import(
         if not file.is_file():
             raise DirectoryImportError(f"{file} is not a file", path=str(file))
         rows = read_directory(file, None if fmt == "auto" else fmt)
-        with _hub_store(home) as store:
+        with hub_store(home) as store:
             counts = store.import_directory(_progress(rows, as_json))
         data = {"imported": counts.rows, "aliases": counts.aliases,
                 "merged": len(counts.merged)}  # fmt: skip
@@ -73,7 +73,7 @@ def directory_lookup(
 
     with reporting(as_json):
         check_organ_id(code)
-        with _hub_store(home) as store:
+        with hub_store(home) as store:
             chain = store.organ_chain(code)
             if not chain:
                 raise UnknownOrgan(f"no organ of the directory has the code {code!r}",
@@ -124,7 +124,7 @@ def _progress(rows: Iterable[OrganRow], quiet: bool) -> Iterator[OrganRow]:
 
 
 @contextmanager
-def _hub_store(home: Path | None) -> Iterator[Store]:
+def hub_store(home: Path | None) -> Iterator[Store]:
     """The hub's store (its tables created when missing), disposed afterwards."""
     from axis.store import Store
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from axis.commands.common import HomeOption, JsonOption, emit, read_file, reporting, utc_now
-from axis.commands.directory_cmd import directory_app
+from axis.commands.directory_cmd import directory_app, hub_store
 from axis.commands.hub_setup import init_broker, init_broker_lines
 from axis.commands.serve_cmd import serve
 from axis.errors import (
@@ -119,7 +119,7 @@ def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> N
     under its system (`expiring_soon: true` and `expired` in --json): bind the
     successor with `axis agency add-cert` before the old one runs out.
     """
-    with reporting(as_json), _store(home) as store:
+    with reporting(as_json), hub_store(home) as store:
         snapshot = store.load_snapshot()
         systems = [_system_json(store, s.system_id, snapshot) for s in store.list_systems()]
         emit(
@@ -133,7 +133,7 @@ def agency_list(home: Path | None = HomeOption, as_json: bool = JsonOption) -> N
 @agency_app.command("show")
 def agency_show(organ_id: str, home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
     """Show one system: state, served organs, certificates."""
-    with reporting(as_json), _store(home) as store:
+    with reporting(as_json), hub_store(home) as store:
         info = _system_json(store, organ_id, store.load_snapshot())
         emit(as_json, info, lambda: _show_lines(info))
 
@@ -167,7 +167,7 @@ def agency_add_cert(
     """
     from axis.registration import check_certificate_organ
 
-    with reporting(as_json), _store(home) as store:
+    with reporting(as_json), hub_store(home) as store:
         _require_system(store, organ_id)
         pem = read_file(cert, "certificate")
         check_certificate_organ(organ_id, pem)
@@ -189,7 +189,7 @@ def agency_revoke_cert(
     as_json: bool = JsonOption,
 ) -> None:
     """Revoke one of a system's certificates: packages signed with it are rejected."""
-    with reporting(as_json), _store(home) as store:
+    with reporting(as_json), hub_store(home) as store:
         _require_system(store, organ_id)
         fingerprint = _full_fingerprint(store, organ_id, fingerprint)
         store.revoke_certificate(organ_id, fingerprint)
@@ -278,7 +278,7 @@ def _rotated_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _set_active(organ_id: str, home: Path | None, as_json: bool, active: bool) -> None:
-    with reporting(as_json), _store(home) as store:
+    with reporting(as_json), hub_store(home) as store:
         _require_system(store, organ_id)
         store.set_system_active(organ_id, active)
         emit(
@@ -286,23 +286,6 @@ def _set_active(organ_id: str, home: Path | None, as_json: bool, active: bool) -
             {"system_id": organ_id, "active": active},
             [f"system {organ_id} {'resumed' if active else 'suspended'}"],
         )
-
-
-class _store:
-    """``with _store(home) as store`` — the hub's store, disposed afterwards."""
-
-    def __init__(self, home: Path | None) -> None:
-        self.home = home
-
-    def __enter__(self) -> Any:
-        from axis.store import Store
-
-        self.store = Store(load_settings(self.home).db_url)
-        self.store.create_all()
-        return self.store
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.dispose()
 
 
 def _require_system(store: Any, organ_id: str) -> Any:
