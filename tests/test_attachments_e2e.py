@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -14,13 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from axis.attachment_store import attachment_store_for
+from axis.client import chunk_rpc
 from axis.client.agency import AgencyClient, InboxItem
 from axis.client.chunk_rpc import ChunkRpc, HubLink, read_json_reply
 from axis.client.download import FileDownload, read_sidecar
@@ -32,8 +36,15 @@ from bench.bench_attachments import WITH_PEAK
 from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef
 from envelopes.builder import document_from_metadata
 from envelopes.model import Attachment, DocumentPackage
-from routing.contract_attachments import PUT_KEY, STATE_KEY, put_message, state_message
-from routing.errors import AttachmentDigestMismatch
+from routing.contract_attachments import (
+    PUT_KEY,
+    STATE_KEY,
+    ChunkAddress,
+    put_message,
+    state_message,
+)
+from routing.errors import AttachmentDigestMismatch, AttachmentUnavailable
+from routing.ports import AttachmentKeeper, PutOutcome
 from tests.clikit import REPO, CliWorld, assert_error, fetch_until, organ
 from tests.hubkit import HubKit
 
@@ -166,6 +177,56 @@ async def test_an_interrupted_upload_sends_only_the_missing_chunks(kit: HubKit,
     done = FileUpload(a.client, source)
     await done.run()
     assert (done.held_before, done.sent) == (21, 0)  # whole at the hub: nothing sent
+
+
+class FailingDisk:
+    """The hub's attachment store, whose disk fails for the next ``failures`` chunk writes."""
+
+    def __init__(self, keeper: AttachmentKeeper, failures: int) -> None:
+        self.keeper, self.failures = keeper, failures
+
+    def put(self, owner: str, address: ChunkAddress, data: bytes) -> PutOutcome:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.keeper.put(owner, address, data)
+
+    def state_of(self, owner: str, sha256: str, size: int) -> str:
+        return self.keeper.state_of(owner, sha256, size)
+
+    def held(self, owner: str, sha256: str, size: int) -> tuple[list[int], bool]:
+        return self.keeper.held(owner, sha256, size)
+
+    def grant(self, owner: str, sha256: str, recipients: Sequence[str]) -> None:
+        self.keeper.grant(owner, sha256, recipients)
+
+    def read_chunk(self, requester: str, address: ChunkAddress) -> bytes:
+        return self.keeper.read_chunk(requester, address)
+
+    def sweep(self, now: datetime | None = None) -> object:
+        return self.keeper.sweep(now)
+
+
+async def test_an_upload_rides_out_a_hub_disk_that_fails_for_a_moment(
+    kit: HubKit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunk_rpc, "UNAVAILABLE_PAUSES", (0.2, 0.2))
+    a = await kit.agency(organ("A"))
+    source = tmp_path / "ho-so.bin"
+    digest = big_file(source, 5 * CHUNK_BYTES)
+    await kit.stop_hub()
+    disk = FailingDisk(attachment_store_for(kit.settings), failures=3)
+    await kit.start_hub(attachments=disk)
+    upload = FileUpload(a.client, source, window=2)
+    assert (await upload.run()).sha256 == digest
+    assert disk.failures == 0 and upload.sent == 5  # every chunk answered once stored
+
+    # A disk that stays failed ends the upload with the hub's code, after the pauses.
+    source.write_bytes(os.urandom(2 * CHUNK_BYTES))
+    disk.failures = 1_000
+    with pytest.raises(AttachmentUnavailable):
+        await FileUpload(a.client, source, window=1).run()
+    assert 1_000 - disk.failures == 3  # asked once, then once after each pause
 
 
 async def test_an_interrupted_download_fetches_only_the_missing_chunks(kit: HubKit,

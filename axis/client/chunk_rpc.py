@@ -7,7 +7,8 @@ outstanding (``routing/contract_attachments.py``). Requests are published
 ``mandatory`` on a confirming channel: when no queue takes them (no hub that serves
 streamed attachments has run in the virtual host) the broker returns them and the
 request fails at once with ``transport.hub_not_ready`` instead of timing out. A request unanswered
-within the timeout is sent again (the contract makes that harmless) a few times.
+within the timeout is sent again (the contract makes that harmless) a few times, and so is
+one the hub answers ``attachment.unavailable`` (its disk failed for a moment), after a pause.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from axis.client.config import ClientConfig
 from axis.errors import BrokerUnreachable, HubNotReady, ReceiptTimeout
 from envelopes.errors import AxisError
 from routing.amqp import amqp_message
-from routing.contract import DIRECT_REPLY_TO, WireMessage, read_answer
+from routing.contract import DIRECT_REPLY_TO, JSON, WireMessage, read_answer
 from routing.contract_attachments import ATTACHMENT_EXCHANGE
 from routing.errors import (
     AccessRefused,
@@ -50,6 +51,9 @@ from routing.errors import (
 REQUEST_TIMEOUT = 30.0  # seconds an answer may take (the hub writes and syncs the chunk)
 ATTEMPTS = 3  # sends of one request before giving up with transport.receipt_timeout
 RECONNECT_PAUSE = 1.0  # seconds before sending again after the channel was lost
+# Seconds before asking again when the hub answers attachment.unavailable: a disk that fails
+# for a moment does not end a long upload, one that stays failed is reported in ~15 s.
+UNAVAILABLE_PAUSES = (1.0, 2.0, 4.0, 8.0)
 
 _REMOTE_ERRORS: dict[str, type[AttachmentError]] = {
     cls.code: cls
@@ -132,14 +136,28 @@ async def run_window(window: int, items: Iterable[T], work: Callable[[T], Awaita
             raise error
 
 
+def is_unavailable(reply: Reply) -> bool:
+    """Whether ``reply`` is the hub's ``attachment.unavailable`` refusal."""
+    if not reply.content_type.startswith(JSON):
+        return False
+    try:
+        read_answer(reply.body)
+    except QueryRefused as refused:
+        return refused.detail.get("remote_code") == AttachmentUnavailable.code
+    return False
+
+
 class ChunkRpc:
     """Attachment requests over one channel consuming direct reply-to."""
 
     def __init__(self, connection: AbstractConnection, *, timeout: float | None = None,
-                 attempts: int = ATTEMPTS) -> None:  # fmt: skip
+                 attempts: int = ATTEMPTS,
+                 unavailable_pauses: tuple[float, ...] | None = None) -> None:  # fmt: skip
         self._connection = connection
         self.timeout = REQUEST_TIMEOUT if timeout is None else timeout
         self.attempts = attempts
+        self.unavailable_pauses = (UNAVAILABLE_PAUSES if unavailable_pauses is None
+                                   else unavailable_pauses)  # fmt: skip
         self._channel: AbstractChannel | None = None
         self._opened: list[AbstractChannel] = []  # a robust channel may reopen after an error
         self._exchange: AbstractExchange | None = None
@@ -165,7 +183,18 @@ class ChunkRpc:
     async def call(self, make: Callable[[str], WireMessage], routing_key: str) -> Reply:
         """Publish ``make(correlation_id)`` and wait for its answer; sent again (with a new
         correlation id) when unanswered or when the channel was lost on the way,
-        ``transport.receipt_timeout`` (or ``transport.unreachable``) after the last try."""
+        ``transport.receipt_timeout`` (or ``transport.unreachable``) after the last try.
+        An ``attachment.unavailable`` answer is asked again after each of
+        ``unavailable_pauses``; the last one is returned as it is."""
+        for pause in self.unavailable_pauses:
+            reply = await self.call_once(make, routing_key)
+            if not is_unavailable(reply):
+                return reply
+            await asyncio.sleep(pause)
+        return await self.call_once(make, routing_key)
+
+    async def call_once(self, make: Callable[[str], WireMessage], routing_key: str) -> Reply:
+        """:meth:`call` without asking again after ``attachment.unavailable``."""
         lost: BrokerUnreachable | None = None
         for _ in range(self.attempts):
             correlation_id = str(uuid.uuid4())
@@ -249,5 +278,5 @@ class ChunkRpc:
         self._pending.clear()
 
 
-__all__ = ["ChunkRpc", "HubLink", "Reply", "in_thread", "read_json_reply", "remote_error",
-           "run_window"]
+__all__ = ["ChunkRpc", "HubLink", "Reply", "in_thread", "is_unavailable", "read_json_reply",
+           "remote_error", "run_window"]
