@@ -122,5 +122,10 @@ def _check(ref: AttachmentRef, label: str) -> None:
         raise InvalidAttachment(f"attachment reference {label!r}: sha256 is not 64 hex digits")
     if ref.size < 1:
         raise InvalidAttachment(f"attachment reference {label!r}: size must be positive")
-    if not ref.name or len(ref.name) > _MAX_NAME or any(c in ref.name for c in "/\\\x00"):
+    if not usable_name(ref.name):
         raise InvalidAttachment(f"attachment reference {label!r}: unusable file name")
+
+
+def usable_name(name: str) -> bool:
+    """Whether a reference can carry ``name``: not empty, not too long, no path separator."""
+    return bool(name) and len(name) <= _MAX_NAME and not any(c in name for c in "/\\\x00")

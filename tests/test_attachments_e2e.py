@@ -367,7 +367,7 @@ def test_a_killed_axis_send_resumes_with_the_chunks_missing_only(world: CliWorld
     assert 0 < streamed["chunks_sent"] <= 96 - seen  # what the hub held was not sent again
 
 
-def test_axis_send_refuses_a_missing_or_too_large_file_before_uploading(
+def test_axis_send_refuses_a_missing_too_large_or_misnamed_file_before_uploading(
         world: CliWorld) -> None:  # fmt: skip
     a = world.agency(organ("A"), "Văn phòng")  # nothing is sent: no hub, no recipient
     big = world.root / "lon.bin"
@@ -383,6 +383,15 @@ def test_axis_send_refuses_a_missing_or_too_large_file_before_uploading(
                            as_json=True)  # fmt: skip
     assert time.monotonic() - started < 20  # no hub runs: an upload would wait for answers
     assert (refused["size"], refused["limit"]) == (3000, 2000)
+    # A name a reference cannot carry is refused before the files ahead of it are uploaded.
+    first, odd = world.root / "dau.bin", world.root / "so\\lieu.bin"
+    for path in (first, odd):
+        path.write_bytes(os.urandom(1500))
+    started = time.monotonic()
+    named = assert_error(world.axis(*base, "--inline-max", "100", "--attach", first,
+                                    "--attach", odd), "envelope.invalid_attachment",
+                         as_json=True)  # fmt: skip
+    assert time.monotonic() - started < 20 and "rename it" in named["reason"]
 
 
 BIG_MB = int(os.environ.get("AXIS_TEST_BIG_MB", "1024"))  # the slow case's size

@@ -28,6 +28,7 @@ from envelopes.attachment_refs import (
     AttachmentRef,
     chunk_length,
     reference_attachment,
+    usable_name,
 )
 from envelopes.builder import attachment_from_bytes
 from envelopes.errors import InvalidAttachment, InvalidMetadata
@@ -246,12 +247,17 @@ async def attach_files(client: HubLink, paths: Sequence[Path], *,
                        uploads: list[FileUpload] | None = None) -> list[Attachment]:  # fmt: skip
     """The attachments for ``paths``, in order: inline up to ``inline_max`` bytes, else
     uploaded and referenced. Every file is checked (exists, readable, at most
-    ``max_bytes``) before the first is uploaded. ``progress(name, done, total)`` reports
-    each upload, ``hashing(name, done, total)`` the reading that precedes it; each
-    finished :class:`FileUpload` is appended to ``uploads`` (how many chunks it sent)."""
+    ``max_bytes``, a name a reference can carry) before the first is uploaded.
+    ``progress(name, done, total)`` reports each upload, ``hashing(name, done, total)``
+    the reading that precedes it; each finished :class:`FileUpload` is appended to
+    ``uploads`` (how many chunks it sent)."""
     inline_max = client.config.inline_attachment_max if inline_max is None else inline_max
     max_bytes = client.config.max_attachment_bytes if max_bytes is None else max_bytes
     sizes = check_files(paths, max_bytes)
+    for path, size in zip(paths, sizes, strict=True):
+        if size > inline_max and not usable_name(path.name):
+            raise InvalidAttachment(f"attachment {path.name!r} cannot be streamed under that "
+                                    "name (at most 255 characters, no backslash): rename it")
     attachments = []
     for path, size in zip(paths, sizes, strict=True):
         if size <= inline_max:
