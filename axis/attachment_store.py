@@ -30,12 +30,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from axis.files import file_sha256, sync_dir, write_atomic
+from axis.files import file_sha256, sync_dir, temporary_of, write_atomic
 from axis.settings import Settings
 from envelopes.attachment_refs import CHUNK_BYTES, chunk_count, chunk_length
 from routing.contract_attachments import ChunkAddress
 from routing.errors import (
     AttachmentDigestMismatch,
+    AttachmentIncomplete,
     AttachmentNotFound,
     AttachmentQuotaExceeded,
     AttachmentTooLarge,
@@ -44,6 +45,7 @@ from routing.errors import (
 from routing.ports import PutOutcome
 
 _N = TypeVar("_N", int, float)
+_SUFFIXES = ("meta", "part", "held", "bin", "grants", "kept", "mismatch", "lock")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -60,14 +62,12 @@ class AttachmentStore:
     """Streamed attachments in a local folder (a :class:`routing.ports.AttachmentKeeper`)."""
 
     def __init__(self, root: Path, *, max_bytes: int, quota_bytes: int,
-                 retention_seconds: float, abandon_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 retention_seconds: float, abandon_seconds: float) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.quota_bytes = quota_bytes
         self.retention_seconds = retention_seconds
         self.abandon_seconds = abandon_seconds
-        self._clock = clock
 
     # -- uploads -------------------------------------------------------------------------
 
@@ -98,10 +98,7 @@ class AttachmentStore:
 
     def held(self, owner: str, sha256: str, size: int) -> tuple[list[int], bool]:
         """The chunk indices held of a file, and whether it is whole and checked."""
-        folder = self._folder(owner, create=False)
-        if folder is None:
-            return [], False
-        files = _Files(folder, sha256)
+        files = _Files(self._folder(owner), sha256)
         if _size_of(files.done) == size:
             return list(range(chunk_count(size))), True
         if _declared_size(files.meta) != size:
@@ -110,10 +107,7 @@ class AttachmentStore:
 
     def state_of(self, owner: str, sha256: str, size: int) -> str:
         """``complete``, ``mismatch``, ``partial`` or ``missing`` (for the hub's decision)."""
-        folder = self._folder(owner, create=False)
-        if folder is None:
-            return "missing"
-        files = _Files(folder, sha256)
+        files = _Files(self._folder(owner), sha256)
         if _size_of(files.done) == size:
             return "complete"
         if files.mismatch.exists():
@@ -150,17 +144,13 @@ class AttachmentStore:
 
     def used_bytes(self, owner: str) -> int:
         """Bytes of files begun or held for ``owner`` (what its quota counts)."""
-        folder = self._folder(owner, create=False)
-        if folder is None:
-            return 0
-        return sum(_declared_size(meta) or 0 for meta in folder.glob("*.meta"))
+        return sum(_declared_size(meta) or 0 for meta in self._folder(owner).glob("*.meta"))
 
     def usage(self) -> dict[str, int]:
         """What the folder holds: whole files and uploads in progress, counted and in bytes
         (their declared sizes)."""
         counts = {"files": 0, "file_bytes": 0, "uploads": 0, "upload_bytes": 0}
-        folders = [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
-        for meta in (m for folder in folders for m in folder.glob("*.meta")):
+        for meta in self.root.glob("*/*.meta"):
             whole = meta.with_suffix(".bin").exists()
             kind = "file" if whole else "upload"
             counts[f"{kind}s"] += 1
@@ -173,17 +163,19 @@ class AttachmentStore:
         """Let ``recipients`` download ``owner``'s file; retention restarts now."""
         files = _Files(self._own_folder(owner), sha256)
         with files.locked():
+            if not files.done.exists():  # swept since the decision looked: refuse, not grant
+                raise AttachmentIncomplete(f"the hub no longer holds the whole file {sha256}",
+                                           sha256=sha256)  # fmt: skip
             known = set(_lines(files.grants))
             for system in recipients:
                 if system not in known:
                     _append_line(files.grants, system)
-            write_atomic(files.kept, str(self._clock()).encode())
+            write_atomic(files.kept, str(time.time()).encode())
 
     def read_chunk(self, requester: str, address: ChunkAddress) -> bytes:
         """Chunk ``address.index`` of a file ``address.owner`` sent ``requester`` (or its own)."""
-        folder = self._folder(address.owner, create=False) if address.owner else None
-        files = _Files(folder, address.sha256) if folder is not None else None
-        if files is None or _size_of(files.done) != address.size or not (
+        files = _Files(self._folder(address.owner), address.sha256)
+        if not address.owner or _size_of(files.done) != address.size or not (
                 requester == address.owner or requester in _lines(files.grants)):
             raise AttachmentNotFound(
                 f"no attachment {address.sha256} from {address.owner!r} for system {requester}")
@@ -196,11 +188,10 @@ class AttachmentStore:
     def sweep(self, now: datetime | None = None) -> SweepResult:
         """Drop uploads idle past ``abandon_seconds`` and files kept past ``retention_seconds``
         (a whole file never granted counts as an idle upload)."""
-        moment = now.timestamp() if now is not None else self._clock()
+        moment = now.timestamp() if now is not None else time.time()
         abandoned = expired = freed = 0
-        folders = [p for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
         # Every file has its lock: one left by a refused or discarded upload goes too.
-        for lock in (lock for folder in folders for lock in folder.glob("*.lock")):
+        for lock in self.root.glob("*/*.lock"):
             files = _Files(lock.parent, lock.name.removesuffix(".lock"))
             with files.locked():
                 kind, size = self._due(files, moment)
@@ -227,17 +218,14 @@ class AttachmentStore:
             return "abandoned", done if done is not None else (_size_of(files.part) or 0)
         return None, 0
 
-    def _folder(self, owner: str, *, create: bool) -> Path | None:
-        safe = owner if _SAFE_NAME.fullmatch(owner) else _hashed_name(owner)
-        folder = self.root / safe
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
-            return folder
-        return folder if folder.is_dir() else None
+    def _folder(self, owner: str) -> Path:
+        """``owner``'s folder (which may not exist yet)."""
+        return self.root / (owner if _SAFE_NAME.fullmatch(owner) else _hashed_name(owner))
 
     def _own_folder(self, owner: str) -> Path:
-        folder = self._folder(owner, create=True)
-        assert folder is not None
+        """``owner``'s folder, created if need be."""
+        folder = self._folder(owner)
+        folder.mkdir(parents=True, exist_ok=True)
         return folder
 
 
@@ -282,8 +270,9 @@ class _Files:
         return self._path("lock")
 
     def all(self) -> tuple[Path, ...]:
-        return (self.meta, self.part, self.held, self.done, self.grants, self.kept,
-                self.mismatch, self.lock)  # fmt: skip
+        """Every file of this upload, with the temporaries an atomic write may leave."""
+        paths = tuple(self._path(suffix) for suffix in _SUFFIXES)
+        return paths + tuple(temporary_of(path) for path in paths)
 
     def locked(self) -> AbstractContextManager[None]:
         return _locked(self.lock)

@@ -1,12 +1,10 @@
-"""Small file-system steps shared by the hub's and the SDK's durable writes."""
+"""Small file-system steps shared by the hub's and the SDK's file writes."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-
-HASH_READ = 1024 * 1024  # bytes read per step when hashing a file: memory stays flat
 
 
 def sync_dir(folder: Path) -> None:
@@ -19,16 +17,19 @@ def sync_dir(folder: Path) -> None:
 
 
 def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file of any size, read in :data:`HASH_READ` steps."""
-    digest = hashlib.sha256()
+    """The hex SHA-256 of a file of any size, read in steps: memory stays flat."""
     with path.open("rb") as handle:
-        while block := handle.read(HASH_READ):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def temporary_of(path: Path) -> Path:
+    """Where :func:`write_atomic` writes before the rename (hidden beside ``path``)."""
+    return path.with_name(f".{path.name}.tmp")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new."""
-    temporary = path.with_name(path.name + ".tmp")
+    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new
+    (atomic, not synced: a crash may keep the old one)."""
+    temporary = temporary_of(path)
     temporary.write_bytes(data)
     os.replace(temporary, path)

@@ -22,7 +22,7 @@ STAGES: tuple[tuple[int, str, str, str, str, bool], ...] = (
     (1, "decide()", "cpu", "routing/decide.py", "decide", False),
     (2, "parse_tree (hardened parse)", "cpu", "envelopes/xmlsafe.py", "parse_tree", True),
     (2, "validate_tree (XSD, every call)", "cpu", "envelopes/schema.py", "validate_tree", True),
-    (2, "verify (XMLDSig via signxml)", "cpu", "signing/verify.py", "verify", True),
+    (2, "verify (XMLDSig, fixed profile)", "cpu", "signing/verify.py", "verify", True),
     (2, "read_package (model + its XSD)", "cpu", "envelopes/parser.py", "read_package", True),
     (1, "records_for (receipt, rows)", "cpu", "routing/records.py", "records_for", False),
     (2, "sign_receipt", "cpu", "axis/receipts.py", "sign_receipt", True),

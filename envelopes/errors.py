@@ -82,7 +82,8 @@ class SchemaViolation(EnvelopeError):
 
 
 class InvalidAttachment(EnvelopeError):
-    """An attachment's payload is not base64, or the manifest and the attachments disagree."""
+    """An attachment's payload is not base64, the manifest and the attachments disagree, or a
+    streamed file's reference is malformed."""
 
     code = "envelope.invalid_attachment"
 

@@ -8,48 +8,35 @@ decision returned :class:`~routing.decide.NeedsFiles`.
 
 from __future__ import annotations
 
-from envelopes.attachment_refs import AttachmentRef, references
+from envelopes.attachment_refs import AttachmentRef
 from envelopes.errors import AxisError
-from envelopes.model import Package
 from routing.decide import Accepted, NeedsFiles, Rejected
 from routing.errors import AttachmentDigestMismatch, AttachmentIncomplete, AttachmentTooLarge
 from routing.ports import AttachmentView
 
 
-def checked_files(pending: NeedsFiles, view: AttachmentView | None,
-                  max_bytes: int) -> Accepted | Rejected:  # fmt: skip
+def checked_files(pending: NeedsFiles, view: AttachmentView | None) -> Accepted | Rejected:
     """The pending document, accepted once each file it names is held whole; else rejected
     with the first file's refusal (as :func:`routing.decide.decide` rejects). A disk that
     cannot answer raises: the hub retries the submission later."""
     accepted = pending.accepted
     sub = accepted.submission
     try:
-        _check(accepted.attachments, accepted.sender_system, view, max_bytes)
+        _check(accepted.attachments, accepted.sender_system, view)
     except AxisError as error:
         return Rejected(sub, accepted.sha256, error, kind=sub.routing_key,
                         sender_system=sub.user_id or "")  # fmt: skip
     return accepted
 
 
-def checked_references(package: Package, system_id: str, view: AttachmentView | None,
-                       max_bytes: int) -> tuple[AttachmentRef, ...]:  # fmt: skip
-    """The verified package's streamed files, each held whole by the hub; else a coded error.
-
-    ``system_id`` is the authenticated sender: a package can only name files its own
-    system uploaded.
-    """
-    refs = references(package)
-    _check(refs, system_id, view, max_bytes)
-    return refs
-
-
-def _check(refs: tuple[AttachmentRef, ...], system_id: str, view: AttachmentView | None,
-           max_bytes: int) -> None:  # fmt: skip
+def _check(refs: tuple[AttachmentRef, ...], system_id: str,
+           view: AttachmentView | None) -> None:  # fmt: skip
     for ref in refs:
         label = f"{ref.name!r} ({ref.sha256})"
-        if ref.size > max_bytes:
+        if view is not None and ref.size > view.max_bytes:
             raise AttachmentTooLarge(f"attachment {label} has {ref.size} bytes; the hub's "
-                                     f"limit is {max_bytes}", size=ref.size, limit=max_bytes)
+                                     f"limit is {view.max_bytes}", size=ref.size,
+                                     limit=view.max_bytes)  # fmt: skip
         state = "missing" if view is None else view.state_of(system_id, ref.sha256, ref.size)
         if state == "mismatch":
             raise AttachmentDigestMismatch(

@@ -13,7 +13,6 @@ upload resumes from the chunks the hub answered for.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from routing.contract import (
     JSON,
     QUERY_EXCHANGE,
     WireMessage,
+    answer_message,
     answer_ok,
     answer_refused,
     header_text,
@@ -113,7 +113,7 @@ def check_chunk(address: ChunkAddress, data: bytes, headers: Mapping[str, Any]) 
 
 def _integer(headers: Mapping[str, Any], name: str) -> int:
     text = header_text(headers.get(name))
-    if not text.isdigit() or len(text) > 15:
+    if not (text.isascii() and text.isdigit()) or len(text) > 15:
         raise InvalidChunk(f"header {name} must be a decimal integer")
     return int(text)
 
@@ -144,12 +144,6 @@ def state_answer(*, sha256: str, size: int, held: Sequence[int], complete: bool)
                       "held": held_ranges(held), "complete": complete})  # fmt: skip
 
 
-def json_answer(answer: Mapping[str, Any], correlation_id: str | None) -> WireMessage:
-    """A JSON answer (state, put, or any refusal) for the asker's reply-to."""
-    return WireMessage(body=json.dumps(dict(answer)).encode(), content_type=JSON,
-                       correlation_id=correlation_id, persistent=False)  # fmt: skip
-
-
 def refusal_answer(error: AxisError, correlation_id: str | None,
                    receipt: bytes | None = None) -> WireMessage:  # fmt: skip
     """``{"ok": false, "error": {...}}`` for the asker; with ``receipt`` (a refused chunk),
@@ -157,7 +151,7 @@ def refusal_answer(error: AxisError, correlation_id: str | None,
     answer = answer_refused(error)
     if receipt is not None:
         answer["receipt"] = receipt.decode("utf-8")
-    return json_answer(answer, correlation_id)
+    return answer_message(answer, correlation_id=correlation_id)
 
 
 def chunk_message_id(address: ChunkAddress) -> str:

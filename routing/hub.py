@@ -101,6 +101,9 @@ class Hub(HubReplies):
         self._clock = clock or (lambda: datetime.now(UTC))
         self._cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axis-cpu")
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="axis-db")
+        # Chunk writes and whole-file hashes must not hold up the store's threads.
+        self._files = ThreadPoolExecutor(max_workers=ATTACHMENT_PREFETCH,
+                                         thread_name_prefix="axis-files")  # fmt: skip
         self._decisions: Batcher[_DecideItem, _Decided] = Batcher(_decide_all, self._cpu)
         self._commits: Batcher[NewSubmission, _Stored] = Batcher(store.record_submissions, self._io)
         self._admission = RateLimiter(config.rate_per_second, config.rate_burst)
@@ -164,7 +167,7 @@ class Hub(HubReplies):
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=ATTACHMENT_PREFETCH)
         queue = await channel.get_queue(ATTACHMENT_QUEUE)  # passive: restored with the channel
-        endpoint = AttachmentEndpoint(keeper, channel, self._io, self.monitor,
+        endpoint = AttachmentEndpoint(keeper, channel, self._files, self.monitor,
                                       RefusalSigner(self.signer, self._clock))
         self._consumer_tags.append((queue, await queue.consume(endpoint.handle)))
         self._sweeper = asyncio.create_task(endpoint.sweep_forever())
@@ -188,6 +191,7 @@ class Hub(HubReplies):
             await self._connection.close()
         self._cpu.shutdown(wait=True)
         self._io.shutdown(wait=True)
+        self._files.shutdown(wait=True)
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then stop gracefully."""
@@ -281,8 +285,7 @@ class Hub(HubReplies):
     async def _complete(self, pending: Pending, ctx: HubContext) -> Accepted | Rejected:
         """The final verdict of a decision that waits for the store or the disk."""
         if isinstance(pending, NeedsFiles):
-            return await self._in_io(checked_files, pending, self.attachments,
-                                     self.config.max_attachment_bytes)  # fmt: skip
+            return await self._in_io(checked_files, pending, self.attachments)
         # Every organ's documents of that id: ResponseFor/OrganId may use another of
         # the sender organ's codes than its From did (route_status compares them).
         candidates = await self._in_io(

@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from envelopes.errors import AxisError
 from routing.amqp import publish
-from routing.contract import WireMessage, answer_ok, is_direct_reply_to
+from routing.contract import WireMessage, answer_message, answer_ok, is_direct_reply_to
 from routing.contract_attachments import (
     GET_KEY,
     PUT_KEY,
@@ -32,7 +32,6 @@ from routing.contract_attachments import (
     check_chunk,
     chunk_answer,
     chunk_message_id,
-    json_answer,
     read_address,
     refusal_answer,
     state_answer,
@@ -149,14 +148,16 @@ def _answer(keeper: AttachmentKeeper, key: str, asker: str | None, headers: Mapp
         address = read_address(headers, with_index=True)
         check_chunk(address, body, headers)
         outcome = keeper.put(asker, address, body)
-        return json_answer(answer_ok({"sha256": address.sha256, "size": address.size,
-                                      "index": address.index, "held": outcome.held,
-                                      "complete": outcome.complete}), correlation_id)
+        return answer_message(answer_ok({"sha256": address.sha256, "size": address.size,
+                                         "index": address.index, "held": outcome.held,
+                                         "complete": outcome.complete}),
+                              correlation_id=correlation_id)  # fmt: skip
     if key == STATE_KEY:
         address = read_address(headers, with_index=False)
         held, complete = keeper.held(asker, address.sha256, address.size)
-        return json_answer(state_answer(sha256=address.sha256, size=address.size,
-                                        held=held, complete=complete), correlation_id)
+        return answer_message(state_answer(sha256=address.sha256, size=address.size,
+                                           held=held, complete=complete),
+                              correlation_id=correlation_id)  # fmt: skip
     if key == GET_KEY:
         address = read_address(headers, with_index=True)
         return chunk_answer(address, keeper.read_chunk(asker, address), correlation_id)

@@ -32,7 +32,6 @@ class HubConfig:
     rate_burst: int = 200
     log_head_seconds: float = 10.0
     revocation_refresh_seconds: float = 300.0
-    max_attachment_bytes: int = 2 * 1024**3
 
     @property
     def broker_user(self) -> str:

@@ -237,6 +237,11 @@ class AttachmentView(Protocol):
     """What the hub checks of a sender's streamed files before it accepts a package naming
     them (a stat, in its I/O threads; no file is read)."""
 
+    @property
+    def max_bytes(self) -> int:
+        """The largest file the hub takes (``max_attachment_bytes``)."""
+        ...
+
     def state_of(self, owner: str, sha256: str, size: int) -> str:
         """``complete`` (whole, SHA-256 checked), ``mismatch``, ``partial`` or ``missing``."""
         ...
@@ -262,7 +267,8 @@ class AttachmentKeeper(AttachmentView, Protocol):
         ...
 
     def grant(self, owner: str, sha256: str, recipients: Sequence[str]) -> None:
-        """Let the recipient systems of an accepted package download the file."""
+        """Let the recipient systems of an accepted package download the file;
+        ``attachment.incomplete`` if the file is no longer whole (swept meanwhile)."""
         ...
 
     def read_chunk(self, requester: str, address: ChunkAddress) -> bytes:

@@ -3,8 +3,9 @@
 Exactly one ``Signature`` in the whole document (any namespace), enveloped,
 holding nothing but what XMLDSig needs (no ``ds:Object``, no foreign elements, no
 text), one ``Reference`` to the whole document (``URI=""``), and only algorithms
-Axis knows and the policy allows. These checks give precise error codes; signxml
-then does the actual XMLDSig processing.
+Axis knows and the policy allows. These checks give precise error codes; the
+XMLDSig processing follows (``signing.fixed_verify`` for Axis's own profile, signxml
+for any other).
 """
 
 from __future__ import annotations

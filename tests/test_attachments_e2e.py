@@ -184,6 +184,7 @@ class FailingDisk:
 
     def __init__(self, keeper: AttachmentKeeper, failures: int) -> None:
         self.keeper, self.failures = keeper, failures
+        self.max_bytes = keeper.max_bytes
 
     def put(self, owner: str, address: ChunkAddress, data: bytes) -> PutOutcome:
         if self.failures > 0:

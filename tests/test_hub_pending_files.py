@@ -21,8 +21,9 @@ from tests.hubkit import document
 
 
 class View:
-    def __init__(self, states: Mapping[str, str]) -> None:
+    def __init__(self, states: Mapping[str, str], max_bytes: int = 2**31) -> None:
         self.states = states
+        self.max_bytes = max_bytes
         self.asked: list[str] = []
 
     def state_of(self, owner: str, sha256: str, size: int) -> str:
@@ -44,17 +45,19 @@ def pending_document() -> tuple[NeedsFiles, AttachmentRef]:
 def test_a_document_naming_files_is_accepted_only_once_its_sender_holds_them() -> None:
     pending, ref = pending_document()
     whole = View({f"S1/{ref.sha256}": "complete"})
-    assert checked_files(pending, whole, 2**31) is pending.accepted
+    assert checked_files(pending, whole) is pending.accepted
     assert whole.asked == ["S1"]  # the authenticated sender's uploads, nobody else's
-    refused = checked_files(pending, View({f"R1/{ref.sha256}": "complete"}), 2**31)
+    refused = checked_files(pending, View({f"R1/{ref.sha256}": "complete"}))
     assert isinstance(refused, Rejected)
     assert (refused.code, refused.sha256, refused.kind, refused.sender_system) == (
         "attachment.incomplete", "d" * 64, "edoc", "S1")
-    mismatch = checked_files(pending, View({f"S1/{ref.sha256}": "mismatch"}), 2**31)
-    assert isinstance(mismatch, Rejected) and mismatch.code == "attachment.digest_mismatch"
-    too_large = checked_files(pending, whole, CHUNK_BYTES)
+    for state, code in (("partial", "attachment.incomplete"), ("missing", "attachment.incomplete"),
+                        ("mismatch", "attachment.digest_mismatch")):  # fmt: skip
+        verdict = checked_files(pending, View({f"S1/{ref.sha256}": state}))
+        assert isinstance(verdict, Rejected) and verdict.code == code, state
+    too_large = checked_files(pending, View({f"S1/{ref.sha256}": "complete"}, CHUNK_BYTES))
     assert isinstance(too_large, Rejected) and too_large.code == "attachment.too_large"
-    no_keeper = checked_files(pending, None, 2**31)
+    no_keeper = checked_files(pending, None)
     assert isinstance(no_keeper, Rejected) and no_keeper.code == "attachment.incomplete"
 
 
@@ -78,3 +81,17 @@ def test_a_refused_chunk_is_answered_even_when_its_receipt_cannot_be_signed(
     body = json.loads(answer.body)
     assert body["ok"] is False and body["error"]["code"] == code and "receipt" not in body
     assert answer.correlation_id == "c-1"
+
+
+def test_a_header_number_python_reads_as_a_digit_but_not_as_decimal_is_a_bad_chunk(
+    tmp_path: Path,
+) -> None:
+    store = AttachmentStore(tmp_path, max_bytes=CHUNK_BYTES, quota_bytes=CHUNK_BYTES,
+                            retention_seconds=60.0, abandon_seconds=60.0)  # fmt: skip
+    data = b"chunk"
+    wire = put_message(system_id="S1", sha256=hashlib.sha256(data).hexdigest(), size=5,
+                       index=0, data=data, correlation_id="c-2")  # fmt: skip
+    for name in ("axis-attachment-size", "axis-chunk-index"):
+        headers = {**wire.headers, name: "²"}  # str.isdigit() says yes, int() says no
+        _answer, code = answer_request(store, PUT_KEY, "S1", headers, data, "c-2")
+        assert code == "attachment.invalid_chunk", name

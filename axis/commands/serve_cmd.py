@@ -179,5 +179,4 @@ def hub_config(settings: Settings) -> HubConfig:
         rate_burst=settings.rate_burst,
         log_head_seconds=float(settings.log_head_seconds),
         revocation_refresh_seconds=float(settings.revocation_refresh_seconds),
-        max_attachment_bytes=settings.max_attachment_bytes,
     )
