@@ -13,6 +13,7 @@ from pathlib import Path
 from axis.attachment_store import AttachmentStore
 from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef, reference_attachment
 from routing.attachment_check import checked_files
+from routing.contract import WireMessage
 from routing.contract_attachments import PUT_KEY, put_message
 from routing.decide import Accepted, Delivery, NeedsFiles, Rejected, Submission
 from routing.hub_attachments import RefusalSigner, answer_request
@@ -66,14 +67,20 @@ class BrokenSigner:
         raise OSError("the signing key is unreadable")
 
 
-def test_a_refused_chunk_is_answered_even_when_its_receipt_cannot_be_signed(
-    tmp_path: Path,
-) -> None:
+def _one_chunk(tmp_path: Path, correlation_id: str) -> tuple[AttachmentStore, bytes, WireMessage]:
+    """A store, a 5-byte file and the put of its only chunk."""
     store = AttachmentStore(tmp_path, max_bytes=CHUNK_BYTES, quota_bytes=CHUNK_BYTES,
                             retention_seconds=60.0, abandon_seconds=60.0)  # fmt: skip
     data = b"chunk"
     wire = put_message(system_id="S1", sha256=hashlib.sha256(data).hexdigest(), size=5,
-                       index=0, data=data, correlation_id="c-1")  # fmt: skip
+                       index=0, data=data, correlation_id=correlation_id)  # fmt: skip
+    return store, data, wire
+
+
+def test_a_refused_chunk_is_answered_even_when_its_receipt_cannot_be_signed(
+    tmp_path: Path,
+) -> None:
+    store, data, wire = _one_chunk(tmp_path, "c-1")
     headers = {**wire.headers, "axis-chunk-sha256": "0" * 64}  # does not match the chunk
     refusals = RefusalSigner(BrokenSigner(), lambda: datetime.now(UTC))
     answer, code = answer_request(store, PUT_KEY, "S1", headers, data, "c-1", refusals)
@@ -86,11 +93,7 @@ def test_a_refused_chunk_is_answered_even_when_its_receipt_cannot_be_signed(
 def test_a_header_number_python_reads_as_a_digit_but_not_as_decimal_is_a_bad_chunk(
     tmp_path: Path,
 ) -> None:
-    store = AttachmentStore(tmp_path, max_bytes=CHUNK_BYTES, quota_bytes=CHUNK_BYTES,
-                            retention_seconds=60.0, abandon_seconds=60.0)  # fmt: skip
-    data = b"chunk"
-    wire = put_message(system_id="S1", sha256=hashlib.sha256(data).hexdigest(), size=5,
-                       index=0, data=data, correlation_id="c-2")  # fmt: skip
+    store, data, wire = _one_chunk(tmp_path, "c-2")
     for name in ("axis-attachment-size", "axis-chunk-index"):
         headers = {**wire.headers, name: "²"}  # str.isdigit() says yes, int() says no
         _answer, code = answer_request(store, PUT_KEY, "S1", headers, data, "c-2")
