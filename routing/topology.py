@@ -57,7 +57,6 @@ class Topology:
     submit_queue: AbstractQueue
     query_queue: AbstractQueue
     dead_queue: AbstractQueue
-    attachment_queue: AbstractQueue
 
 
 def queue_arguments(
@@ -147,7 +146,6 @@ async def declare_topology(channel: AbstractChannel, queue_type: str = "quorum")
         submit_queue=submit_queue,
         query_queue=query_queue,
         dead_queue=dead_queue,
-        attachment_queue=queues[ATTACHMENT_QUEUE],
     )  # fmt: skip
 
 

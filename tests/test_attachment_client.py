@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -26,14 +27,13 @@ from axis.client.download import (
     read_sidecar,
 )
 from axis.client.inbox_store import InboxStore
-from axis.client.profile import load_profile
+from axis.client.profile import load_profile, profile_toml
 from axis.client.upload import (
     bytes_of,
     check_files,
     file_digest,
     held_in_state,
     missing_chunks,
-    referenced,
 )
 from axis.commands.progress import Bars, progress_wanted
 from axis.errors import InvalidSettings
@@ -266,7 +266,7 @@ def test_the_inbox_moves_a_streamed_file_into_the_item_under_its_name(tmp_path: 
     downloaded.write_bytes(data)
     inline = attachment_from_bytes("to-trinh.txt", b"inline")
     copy = AttachmentRef("Bản sao.pdf", ref.size, ref.sha256)  # the same bytes, another name
-    package = _document_with([inline, referenced(ref), referenced(copy)])
+    package = _document_with([inline, reference_attachment(ref), reference_attachment(copy)])
     item = InboxItem(kind="edoc", body=b"<edXML/>", message_id="m-1", headers={},
                      package=package, files={ref.sha256: downloaded})
 
@@ -301,14 +301,9 @@ def test_a_streamed_file_that_could_not_be_downloaded_is_listed_without_a_file(
 # -- the profile and the command line ---------------------------------------------------------
 
 
-PROFILE = """system_id = "000.00.00.G22"
-amqp_url = "amqp://127.0.0.1:5672/"
-password = "p"
-key = "k.key"
-cert = "c.pem"
-hub_cert = "hub.pem"
-ca = "ca.pem"
-"""
+PROFILE = profile_toml({"system_id": "000.00.00.G22", "amqp_url": "amqp://127.0.0.1:5672/",
+                        "password": "p", "key": "k.key", "cert": "c.pem", "hub_cert": "hub.pem",
+                        "ca": "ca.pem"})  # fmt: skip
 
 
 def test_the_profile_sets_the_inline_and_maximum_sizes(tmp_path: Path) -> None:
@@ -325,10 +320,19 @@ def test_the_profile_sets_the_inline_and_maximum_sizes(tmp_path: Path) -> None:
         load_profile(path)
 
 
-def test_no_progress_bars_for_json_or_when_asked_not_to() -> None:
+def test_progress_bars_only_for_a_person_at_a_terminal(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert progress_wanted(False, False)
     assert not progress_wanted(True, False) and not progress_wanted(False, True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert not progress_wanted(False, False)
     with Bars(False) as bars:
-        bars.update("k", "uploading", 5, 10)  # draws nothing, fails nothing
+        bars.update("k", "uploading", 5, 10)
+    assert capsys.readouterr().err == ""
+    with Bars(True) as bars:
+        bars.update("k", "uploading ho-so.pdf", 5, 10)
+    assert "uploading ho-so.pdf" in capsys.readouterr().err
 
 
 def test_the_default_download_folder_is_the_users_own_and_private(

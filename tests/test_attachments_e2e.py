@@ -29,11 +29,11 @@ from axis.client.agency import AgencyClient, InboxItem
 from axis.client.chunk_rpc import ChunkRpc, HubLink, read_json_reply
 from axis.client.download import FileDownload, read_sidecar
 from axis.client.inbox_store import InboxStore
-from axis.client.upload import FileUpload, referenced
+from axis.client.upload import FileUpload
 from axis.errors import HubNotReady
 from axis.files import file_sha256
 from bench.bench_attachments import WITH_PEAK
-from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef
+from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef, reference_attachment
 from envelopes.builder import document_from_metadata
 from envelopes.model import Attachment, DocumentPackage
 from routing.contract_attachments import (
@@ -111,7 +111,7 @@ async def test_a_large_file_reaches_the_recipient_byte_identical(kit: HubKit,
         [small, source], inline_max=CHUNK_BYTES, uploads=uploads,
         progress=lambda *step: sent_progress.append(step))
     assert [att.attachment_name for att in attachments] == [small.name, source.name]
-    assert attachments[1] == referenced(AttachmentRef(source.name, 50 * MB, digest))
+    assert attachments[1] == reference_attachment(AttachmentRef(source.name, 50 * MB, digest))
     [upload] = uploads
     assert (upload.held_before, upload.sent) == (0, 48)  # 50 MB = 47 chunks of 1 MiB + a rest
     assert sent_progress[-1] == (source.name, 50 * MB, 50 * MB)

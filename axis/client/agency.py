@@ -42,7 +42,6 @@ from axis.errors import (
     SenderMismatch,
 )
 from axis.receipts import VerifiedReceipt
-from envelopes.attachment_refs import AttachmentRef, references
 from envelopes.builder import build_package, status_package
 from envelopes.errors import AxisError
 from envelopes.model import Attachment, DocumentPackage, Organization, Package, StaffInfo
@@ -89,13 +88,6 @@ class InboxItem:
     @property
     def recipient_organs(self) -> tuple[str, ...]:
         return read_delivery_headers(self.headers).recipient_organs
-
-    @property
-    def references(self) -> tuple[AttachmentRef, ...]:
-        """The streamed files the verified document names (their bytes: :attr:`files`)."""
-        if self.error is not None or self.package is None:
-            return ()
-        return references(self.package)
 
     async def ack(self) -> bool:
         """Settle the message: the application has stored it (sends status 01 for documents).

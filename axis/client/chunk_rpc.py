@@ -30,21 +30,15 @@ from aio_pika.abc import (
 )
 
 from axis.client.config import ClientConfig
-from axis.errors import BrokerUnreachable, HubNotReady, ReceiptTimeout
+from axis.errors import BrokerUnreachable, HubNotReady, ReceiptTimeout, error_for_code
 from envelopes.errors import AxisError
 from routing.amqp import amqp_message
 from routing.contract import DIRECT_REPLY_TO, JSON, WireMessage, read_answer
 from routing.contract_attachments import ATTACHMENT_EXCHANGE
 from routing.errors import (
     AccessRefused,
-    AttachmentDigestMismatch,
     AttachmentError,
-    AttachmentIncomplete,
-    AttachmentNotFound,
-    AttachmentQuotaExceeded,
-    AttachmentTooLarge,
     AttachmentUnavailable,
-    InvalidChunk,
     QueryRefused,
 )
 
@@ -55,11 +49,6 @@ RECONNECT_PAUSE = 1.0  # seconds before sending again after the channel was lost
 # for a moment does not end a long upload, one that stays failed is reported in ~15 s.
 UNAVAILABLE_PAUSES = (1.0, 2.0, 4.0, 8.0)
 
-_REMOTE_ERRORS: dict[str, type[AttachmentError]] = {
-    cls.code: cls
-    for cls in (AttachmentTooLarge, AttachmentDigestMismatch, AttachmentIncomplete,
-                AttachmentQuotaExceeded, InvalidChunk, AttachmentNotFound, AttachmentUnavailable)
-}  # fmt: skip
 
 
 T = TypeVar("T")
@@ -84,12 +73,22 @@ class Reply:
     headers: Mapping[str, Any]
 
 
+def channel_refusal(exc: BaseException | None, what: str) -> AxisError | None:
+    """The coded error for a channel the broker closed because ``axis.query`` does not exist
+    (no hub was set up) or the account may not use it; None for any other failure."""
+    if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+        return HubNotReady("the broker has no axis.query exchange: no hub was set up")
+    if isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
+        return AccessRefused(f"the broker refused {what}: {exc}")
+    return None
+
+
 def remote_error(refused: QueryRefused, **detail: Any) -> AxisError:
     """The hub's refusal as the error class of its code (``attachment.*``), with ``detail``;
     any other code stays ``transport.query_refused`` with ``remote_code``."""
     code = refused.detail.get("remote_code")
-    cls = _REMOTE_ERRORS.get(code) if isinstance(code, str) else None
-    if cls is None:
+    cls = error_for_code(code) if isinstance(code, str) else None
+    if cls is None or not issubclass(cls, AttachmentError) or cls is AttachmentError:
         return QueryRefused(refused.reason, remote_code=code, **detail)
     return cls(refused.reason, **detail)
 
@@ -151,13 +150,10 @@ class ChunkRpc:
     """Attachment requests over one channel consuming direct reply-to."""
 
     def __init__(self, connection: AbstractConnection, *, timeout: float | None = None,
-                 attempts: int = ATTEMPTS,
-                 unavailable_pauses: tuple[float, ...] | None = None) -> None:  # fmt: skip
+                 attempts: int = ATTEMPTS) -> None:  # fmt: skip
         self._connection = connection
         self.timeout = REQUEST_TIMEOUT if timeout is None else timeout
         self.attempts = attempts
-        self.unavailable_pauses = (UNAVAILABLE_PAUSES if unavailable_pauses is None
-                                   else unavailable_pauses)  # fmt: skip
         self._channel: AbstractChannel | None = None
         self._opened: list[AbstractChannel] = []  # a robust channel may reopen after an error
         self._exchange: AbstractExchange | None = None
@@ -185,15 +181,15 @@ class ChunkRpc:
         correlation id) when unanswered or when the channel was lost on the way,
         ``transport.receipt_timeout`` (or ``transport.unreachable``) after the last try.
         An ``attachment.unavailable`` answer is asked again after each of
-        ``unavailable_pauses``; the last one is returned as it is."""
-        for pause in self.unavailable_pauses:
-            reply = await self.call_once(make, routing_key)
+        :data:`UNAVAILABLE_PAUSES`; the last one is returned as it is."""
+        for pause in UNAVAILABLE_PAUSES:
+            reply = await self._call_once(make, routing_key)
             if not is_unavailable(reply):
                 return reply
             await asyncio.sleep(pause)
-        return await self.call_once(make, routing_key)
+        return await self._call_once(make, routing_key)
 
-    async def call_once(self, make: Callable[[str], WireMessage], routing_key: str) -> Reply:
+    async def _call_once(self, make: Callable[[str], WireMessage], routing_key: str) -> Reply:
         """:meth:`call` without asking again after ``attachment.unavailable``."""
         lost: BrokerUnreachable | None = None
         for _ in range(self.attempts):
@@ -222,13 +218,10 @@ class ChunkRpc:
         message = amqp_message(dataclasses.replace(wire, message_id=correlation_id))
         try:
             result = await exchange.publish(message, routing_key, mandatory=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            raise HubNotReady("the broker has no axis.query exchange: no hub was set up") from None
-        except aiormq.exceptions.ChannelAccessRefused as exc:
-            raise AccessRefused(f"the broker refused the attachment request: {exc}") from None
         except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException,
                 ConnectionError) as exc:  # fmt: skip
-            raise BrokerUnreachable(f"the attachment request was not confirmed: {exc}") from None
+            raise channel_refusal(exc, "the attachment request") or BrokerUnreachable(
+                f"the attachment request was not confirmed: {exc}") from None
         if isinstance(result, aiormq.abc.DeliveredMessage):  # basic.return: no queue took it
             raise HubNotReady(
                 "no queue takes streamed attachments (axis.attachment): the hub in this virtual "
@@ -247,10 +240,9 @@ class ChunkRpc:
                 replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
                 await replies.consume(self._on_reply, no_ack=True)
                 self._exchange = await channel.get_exchange(ATTACHMENT_EXCHANGE, ensure=False)
-            except aiormq.exceptions.ChannelAccessRefused as exc:
-                raise AccessRefused(f"the broker refused the attachment request: {exc}") from None
             except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-                raise BrokerUnreachable(f"cannot open an attachment channel: {exc}") from None
+                raise channel_refusal(exc, "the attachment request") or BrokerUnreachable(
+                    f"cannot open an attachment channel: {exc}") from None
             self._channel = channel
             return self._exchange
 
@@ -262,14 +254,8 @@ class ChunkRpc:
 
     def _on_close(self, _sender: object, exc: BaseException | None = None) -> None:
         self._channel = None
-        if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
-            error: AxisError = HubNotReady("the broker has no axis.query exchange: no hub "
-                                           "was set up")
-        elif isinstance(exc, aiormq.exceptions.ChannelAccessRefused):
-            error = AccessRefused(f"the broker refused the attachment request: {exc}")
-        else:
-            error = BrokerUnreachable(f"the attachment channel closed: {exc or 'closed'}")
-        self._fail_pending(error)
+        self._fail_pending(channel_refusal(exc, "the attachment request") or BrokerUnreachable(
+            f"the attachment channel closed: {exc or 'closed'}"))
 
     def _fail_pending(self, error: AxisError) -> None:
         for future in self._pending.values():
@@ -278,5 +264,5 @@ class ChunkRpc:
         self._pending.clear()
 
 
-__all__ = ["ChunkRpc", "HubLink", "Reply", "in_thread", "is_unavailable", "read_json_reply",
-           "remote_error", "run_window"]
+__all__ = ["ChunkRpc", "HubLink", "Reply", "channel_refusal", "in_thread", "is_unavailable",
+           "read_json_reply", "remote_error", "run_window"]

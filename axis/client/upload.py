@@ -101,6 +101,13 @@ def check_files(paths: Sequence[Path], max_bytes: int) -> list[int]:
     return sizes
 
 
+def check_streamable(path: Path) -> None:
+    """Refuse, before anything is read, a file whose name a reference cannot carry."""
+    if not usable_name(path.name):
+        raise InvalidAttachment(f"attachment {path.name!r} cannot be streamed under that "
+                                "name (at most 255 characters, no backslash): rename it")
+
+
 async def file_digest(path: Path, progress: Progress | None = None) -> tuple[int, str]:
     """``(size, sha256 hex)`` of a file, read block by block off the event loop."""
     digest = hashlib.sha256()
@@ -156,12 +163,12 @@ class FileUpload:
     async def run(self) -> AttachmentRef:
         """Upload whatever the hub lacks; returns the reference once the hub holds it whole."""
         check_files([self.path], self.max_bytes)
+        check_streamable(self.path)
         size, sha256 = await file_digest(self.path, self.hash_progress)
         if size < 1:
             raise InvalidAttachment(f"attachment {self.path.name!r} is empty: attach it inline")
         content_type = mimetypes.guess_type(self.path.name)[0] or "application/octet-stream"
         ref = AttachmentRef(self.path.name, size, sha256, content_type)
-        reference_attachment(ref)  # a name the reference cannot carry fails before any upload
         self.ref = ref
         async with ChunkRpc(self.client.connection, timeout=self.timeout) as rpc:
             await self._upload(rpc, ref)
@@ -229,16 +236,6 @@ class FileUpload:
             self.progress(min(self._done, ref.size), ref.size)
 
 
-async def upload_file(client: HubLink, path: Path, *, progress: Progress | None = None,
-                      window: int = DEFAULT_WINDOW, max_bytes: int | None = None
-                      ) -> AttachmentRef:  # fmt: skip
-    """Upload ``path`` (resuming whatever the hub holds of it); its reference once the hub
-    holds the whole file, checked. ``progress(bytes_done, bytes_total)`` after each chunk.
-    Use :class:`FileUpload` to see how many chunks were sent."""
-    upload = FileUpload(client, path, progress=progress, window=window, max_bytes=max_bytes)
-    return await upload.run()
-
-
 async def attach_files(client: HubLink, paths: Sequence[Path], *,
                        inline_max: int | None = None, max_bytes: int | None = None,
                        progress: NamedProgress | None = None,
@@ -255,9 +252,8 @@ async def attach_files(client: HubLink, paths: Sequence[Path], *,
     max_bytes = client.config.max_attachment_bytes if max_bytes is None else max_bytes
     sizes = check_files(paths, max_bytes)
     for path, size in zip(paths, sizes, strict=True):
-        if size > inline_max and not usable_name(path.name):
-            raise InvalidAttachment(f"attachment {path.name!r} cannot be streamed under that "
-                                    "name (at most 255 characters, no backslash): rename it")
+        if size > inline_max:
+            check_streamable(path)
     attachments = []
     for path, size in zip(paths, sizes, strict=True):
         if size <= inline_max:
@@ -266,16 +262,10 @@ async def attach_files(client: HubLink, paths: Sequence[Path], *,
         upload = FileUpload(client, path, progress=_named(progress, path.name),
                             hash_progress=_named(hashing, path.name), window=window,
                             max_bytes=max_bytes)  # fmt: skip
-        attachments.append(referenced(await upload.run()))
+        attachments.append(reference_attachment(await upload.run()))
         if uploads is not None:
             uploads.append(upload)
     return attachments
-
-
-def referenced(ref: AttachmentRef) -> Attachment:
-    """The reference attachment for an uploaded file; its content id hashes the name and the
-    SHA-256, as an inline attachment's does (the same file under two names is two)."""
-    return reference_attachment(ref)
 
 
 def _named(progress: NamedProgress | None, name: str) -> Progress | None:
@@ -290,8 +280,7 @@ __all__ = [
     "attach_files",
     "bytes_of",
     "check_files",
+    "check_streamable",
     "file_digest",
     "missing_chunks",
-    "referenced",
-    "upload_file",
 ]
