@@ -30,7 +30,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signing.errors import SignatureError
 from signing.keys import SigningKey
 from signing.sign import signable_root
-from signing.structure import DS, ENVELOPED, EXC_C14N
+from signing.structure import DS, ENVELOPED, EXC_C14N, exclusive_c14n
 
 _SHA256 = DigestAlgorithm.SHA256.value
 _NSMAP = {"ds": DS}
@@ -55,7 +55,7 @@ def sign_enveloped(raw_or_root: bytes | etree._Element, key: SigningKey) -> byte
     through an ASCII serialisation, which cannot spell them).
     """
     root = signable_root(raw_or_root)
-    digest = hashlib.sha256(_c14n(root)).digest()
+    digest = hashlib.sha256(exclusive_c14n(root)).digest()
     # Made apart and appended, as signxml does: appending reconciles its namespace with the
     # document's (an XMLDSig default namespace on the root takes the tag unprefixed).
     signature = etree.Element(f"{{{DS}}}Signature", nsmap=_NSMAP)
@@ -63,12 +63,9 @@ def sign_enveloped(raw_or_root: bytes | etree._Element, key: SigningKey) -> byte
     signed_info = _signed_info(signature, key.algorithm, digest)
     value = etree.SubElement(signature, f"{{{DS}}}SignatureValue")
     _key_info(signature, (key.certificate, *key.chain))
-    value.text = base64.b64encode(_signature_value(key, _c14n(signed_info))).decode("ascii")
+    raw = _signature_value(key, exclusive_c14n(signed_info))
+    value.text = base64.b64encode(raw).decode("ascii")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
-
-
-def _c14n(element: etree._Element) -> bytes:
-    return bytes(etree.tostring(element, method="c14n", exclusive=True, with_comments=False))
 
 
 def _signed_info(

@@ -32,7 +32,6 @@ import binascii
 import copy
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -45,7 +44,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.verifier import XMLVerifier
 
 from signing.errors import SignatureInvalid
-from signing.structure import DS, ENVELOPED, EXC_C14N
+from signing.structure import DS, ENVELOPED, EXC_C14N, exclusive_c14n
 
 # Signature method -> (key type, hash); SHA-1 and everything else goes to signxml.
 _SIGNATURE_METHODS: dict[str, tuple[str, type[hashes.HashAlgorithm]]] = {
@@ -109,7 +108,6 @@ def check(
     root: etree._Element,
     signature: etree._Element,
     signer: x509.Certificate,
-    at: datetime,
     parser: etree.XMLParser,
     *,
     owned: bool,
@@ -123,15 +121,13 @@ def check(
     the signature value or the digest does not match.
     """
     profile = _profile(signature, parser)
-    if profile is None or not _signer_usable(signer, at):
+    if profile is None:
         return None
     raw_signature = _b64(profile.signature_value)
     expected_digest = _b64(profile.digest_value)
     if raw_signature is None or expected_digest is None:
         return None
-    signed_info = etree.tostring(
-        profile.signed_info, method="c14n", exclusive=True, with_comments=False
-    )
+    signed_info = exclusive_c14n(profile.signed_info)
     matches = _signature_matches(signer, profile, raw_signature, signed_info)
     if matches is None:
         return None
@@ -217,11 +213,6 @@ def _b64(text: str) -> bytes | None:
         return None
 
 
-def _signer_usable(signer: x509.Certificate, at: datetime) -> bool:
-    """Valid at ``at`` (the trust store checked; signxml checks again and words its own refusal)."""
-    return signer.not_valid_before_utc <= at <= signer.not_valid_after_utc
-
-
 def _signature_matches(
     signer: x509.Certificate, profile: _Profile, raw: bytes, signed_info: bytes
 ) -> bool | None:
@@ -262,4 +253,4 @@ def _canonical_without(root: etree._Element, signature: etree._Element, same: bo
         else:
             previous.tail = (previous.tail or "") + element.tail
     parent.remove(element)
-    return bytes(etree.tostring(root, method="c14n", exclusive=True, with_comments=False))
+    return exclusive_c14n(root)

@@ -90,6 +90,8 @@ def _sign(root: etree._Element, key: SigningKey) -> bytes:
     )
     try:
         signed = signer.sign(root, key=key.private_key, cert=[key.certificate, *key.chain])
-    except (SignXMLException, ValueError, TypeError) as exc:
+    except (SignXMLException, etree.LxmlError, ValueError, TypeError) as exc:
+        # LxmlError: signxml copies the tree through an ASCII serialisation, which cannot
+        # spell an element name outside ASCII.
         raise SignatureError(f"signing failed: {exc}") from None
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))

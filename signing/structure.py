@@ -35,6 +35,11 @@ _DSIG_MORE = "http://www.w3.org/2001/04/xmldsig-more#"
 ENVELOPED = DS + "enveloped-signature"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
+
+def exclusive_c14n(element: etree._Element) -> bytes:
+    """``element`` in exclusive canonical form without comments (:data:`EXC_C14N`)."""
+    return bytes(etree.tostring(element, method="c14n", exclusive=True, with_comments=False))
+
 C14N_METHODS = frozenset(
     {
         "http://www.w3.org/2001/10/xml-exc-c14n#",

@@ -228,7 +228,7 @@ class Verifier:
         try:
             shape = inspect_signature(root, allow_sha1=self._allow_sha1)
             signer = self._trust.signer(shape.certificates_der, at)
-            signed = check_fixed_profile(root, shape.element, signer, at, _PARSER, owned=owned)
+            signed = check_fixed_profile(root, shape.element, signer, _PARSER, owned=owned)
             if signed is not None:
                 return Verified(root=signed.root, signer=signer, signed_bytes=signed.data)
             return self._check_signature(root, signer, at)

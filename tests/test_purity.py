@@ -14,7 +14,8 @@ PURE_MODULES = ("envelopes.parser", "envelopes.builder", "envelopes.errors", "si
                 "routing.errors", "axis.receipts", "axis.registry", "axis.trace",
                 "axis.store_values", "axis.errors", "routing.recipients", "signing.revocation",
                 "signing.ocsp", "axis.evidence.audit", "routing.attachment_check",
-                "routing.contract_attachments", "envelopes.attachment_refs")  # fmt: skip
+                "routing.contract_attachments", "envelopes.attachment_refs",
+                "signing.fixed_sign", "signing.fixed_verify")  # fmt: skip
 IO_LIBRARIES = ("aio_pika", "aiormq", "sqlmodel", "sqlalchemy", "prometheus_client", "typer",
                 "psycopg", "urllib.request")  # fmt: skip
 PURE_FILES = [
