@@ -11,7 +11,7 @@ every process's peak memory, about 1 minute) and ``faults`` (:mod:`bench.faults`
 fault-injection suite on private RabbitMQ and PostgreSQL nodes, ``make faults``, about ten
 minutes) run only when named. Options after the name go
 to that benchmark alone, e.g. ``python -m bench hub --count 5000 --workers 1 2 3``.
-With ``--json`` (every benchmark but ``verify``) standard output is that benchmark's
+With ``--json`` standard output is that benchmark's
 one JSON object; the headings and tables go to stderr.
 """
 

@@ -38,13 +38,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import aio_pika
 
-from axis.client.profile import profile_toml
+from axis.client.profile import profile_toml, without_credentials
+from axis.client.upload import DEFAULT_WINDOW
 from axis.files import file_sha256
 from axis.settings import Settings
 from bench.bench_world import AMQP_URL, ROOT, hub_world, with_vhost
+from bench.peak_rss import peak_rss_bytes
 from envelopes.attachment_refs import CHUNK_BYTES
-
-WINDOW = 8
+from routing.topology import queue_arguments
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Result:
     download_mb_per_s: float
     end_to_end_mb_per_s: float
     upload_vs_baseline: float
+    download_vs_baseline: float
     hub_peak_rss_mb: float
     hub_ready_rss_mb: float
     sender_peak_rss_mb: float
@@ -87,7 +89,7 @@ def world() -> Iterator[World]:
             profile = hub.tmp / f"{role}.toml"
             profile.write_text(profile_toml({
                 "system_id": system.organ_id, "organ_name": f"Bench {system.organ_id}",
-                "amqp_url": with_vhost(AMQP_URL.replace("guest:guest@", ""), hub.vhost),
+                "amqp_url": without_credentials(with_vhost(AMQP_URL, hub.vhost)),
                 "password": system.password, "key": str(system.paths.key),
                 "cert": str(system.paths.cert), "hub_cert": str(pki / "hub.pem"),
                 "ca": str(pki / "ca.pem")}), encoding="utf-8")  # fmt: skip
@@ -113,13 +115,14 @@ def write_file(path: Path, size: int) -> str:
 
 
 async def broker_chunks(url: str, count: int) -> float:
-    """Seconds to publish ``count`` 1 MiB persistent messages (confirms, ``WINDOW`` in flight)
-    to a quorum queue and consume them back."""
+    """Seconds to publish ``count`` 1 MiB persistent messages (confirms, the SDK's
+    ``DEFAULT_WINDOW`` in flight) to a quorum queue and consume them back."""
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(f"bench.chunks.{uuid.uuid4().hex[:8]}", durable=True,
-                                            arguments={"x-queue-type": "quorum"})  # fmt: skip
+        queue = await channel.declare_queue(
+            f"bench.chunks.{uuid.uuid4().hex[:8]}", durable=True,
+            arguments=queue_arguments("quorum", dead_letter=False))  # fmt: skip
         body = os.urandom(CHUNK_BYTES)
         done = asyncio.get_running_loop().create_future()
         received = 0
@@ -132,11 +135,11 @@ async def broker_chunks(url: str, count: int) -> float:
                 done.set_result(None)
 
         reader = await connection.channel()
-        await reader.set_qos(prefetch_count=WINDOW)
+        await reader.set_qos(prefetch_count=DEFAULT_WINDOW)
         started = time.perf_counter()
         source = await reader.get_queue(queue.name)
         tag = await source.consume(on_message)
-        slots = asyncio.Semaphore(WINDOW)
+        slots = asyncio.Semaphore(DEFAULT_WINDOW)
 
         async def one() -> None:
             async with slots:
@@ -187,13 +190,6 @@ def _measured(args: Sequence[str], what: str, log: Path) -> tuple[float, float]:
     return time.perf_counter() - started, int(peak.read_text()) / 1024
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _wait_hub_ready(log: Path, hub: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -216,7 +212,7 @@ def run(size_mb: int) -> Result:
         hub = _axis(["serve", "--home", str(w.settings.home), "--log-level", "INFO"], log)
         try:
             _wait_hub_ready(log, hub)
-            hub_ready_rss = _peak_rss_mb(hub.pid)
+            hub_ready_rss = peak_rss_bytes(hub.pid) / 2**20
             upload_s, sender_rss = _measured(
                 ["send", "--profile", str(w.sender), "--to", w.recipient_id,
                  "--subject", "Hồ sơ quét", "--code", "1/BENCH", "--attach", str(source),
@@ -226,7 +222,7 @@ def run(size_mb: int) -> Result:
             download_s, recipient_rss = _measured(
                 ["inbox", "fetch", "--profile", str(w.recipient), "--to", str(inbox),
                  "--no-progress", "--json"], "axis inbox fetch", log)  # fmt: skip
-            hub_rss = _peak_rss_mb(hub.pid)
+            hub_rss = peak_rss_bytes(hub.pid) / 2**20
         finally:
             hub.terminate()
             hub.wait(30)
@@ -239,6 +235,7 @@ def run(size_mb: int) -> Result:
         download_s=round(download_s, 2), download_mb_per_s=round(size_mb / download_s, 1),
         end_to_end_mb_per_s=round(size_mb / (upload_s + download_s), 1),
         upload_vs_baseline=round(baseline / upload_s, 2),
+        download_vs_baseline=round(baseline / download_s, 2),
         hub_peak_rss_mb=round(hub_rss, 1), hub_ready_rss_mb=round(hub_ready_rss, 1),
         sender_peak_rss_mb=round(sender_rss, 1),
         recipient_peak_rss_mb=round(recipient_rss, 1), same_sha256=same,
@@ -256,13 +253,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.json:
         print(json.dumps(asdict(result)))
         return
-    print(f"{args.size_mb} MiB file, 1 MiB chunks, window {WINDOW}")
+    print(f"{args.size_mb} MiB file, 1 MiB chunks, window {DEFAULT_WINDOW}")
     print(f"  broker alone (publish+consume 1 MiB messages): {result.baseline_s:7.2f} s "
           f"{result.baseline_mb_per_s:7.1f} MB/s   base")
     print(f"  axis send --attach (upload + package + receipt):{result.upload_s:7.2f} s "
           f"{result.upload_mb_per_s:7.1f} MB/s   {result.upload_vs_baseline:.2f}x base")
     print(f"  axis inbox fetch (download + check + store):    {result.download_s:7.2f} s "
-          f"{result.download_mb_per_s:7.1f} MB/s")
+          f"{result.download_mb_per_s:7.1f} MB/s   {result.download_vs_baseline:.2f}x base")
     print(f"  peak RSS: hub {result.hub_peak_rss_mb} MB (once ready: "
           f"{result.hub_ready_rss_mb} MB), sender {result.sender_peak_rss_mb} MB, "
           f"recipient {result.recipient_peak_rss_mb} MB; same SHA-256: {result.same_sha256}")

@@ -30,6 +30,7 @@ import aio_pika
 
 from bench.bench_hub import Bench, _spawn, _stop, bench_environment, wait_consumers
 from bench.hub_load import read_bodies
+from bench.peak_rss import peak_rss_bytes
 from routing.contract import SUBMIT_EXCHANGE, SUBMIT_QUEUE, inbox_queue_name
 
 MB = 1_000_000
@@ -42,13 +43,6 @@ class Case:
     outcome: str
     hub_peak_growth_bytes: int
     store_growth_bytes: int
-
-
-def _peak(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
 
 
 def _stored_bytes(db: Path) -> int:
@@ -110,10 +104,10 @@ def run(limit: int) -> list[Case]:
                       ("100 MB body", os.urandom(100 * MB))]  # fmt: skip
             cases = []
             for label, body in bodies:
-                peak, stored = _peak(hub.pid), _stored_bytes(db)
+                peak, stored = peak_rss_bytes(hub.pid), _stored_bytes(db)
                 outcome = asyncio.run(_submit(bench, body))
                 time.sleep(0.5)
-                cases.append(Case(label, len(body), outcome, _peak(hub.pid) - peak,
+                cases.append(Case(label, len(body), outcome, peak_rss_bytes(hub.pid) - peak,
                                   _stored_bytes(db) - stored))  # fmt: skip
             return cases
         finally:

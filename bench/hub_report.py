@@ -101,13 +101,26 @@ def print_half_load(half: HalfLoad, out: TextIO) -> None:
           f"{half.passthrough.p99_ms:.1f} ms at the same rate)", file=out)
 
 
-def print_log_cost(rows: Sequence[Row], out: TextIO) -> None:
-    """What the evidence log costs one worker, from the rows with and without it."""
+def log_cost_pair(rows: Sequence[Row]) -> tuple[LoadResult, LoadResult] | None:
+    """One worker's figures with the evidence log and without it, if both were run."""
     medians = {row.label: row.median for row in rows}
     if NO_LOG_LABEL in medians and hub_label(1) in medians:
-        with_log, without = medians[hub_label(1)], medians[NO_LOG_LABEL]
+        return medians[hub_label(1)], medians[NO_LOG_LABEL]
+    return None
+
+
+def log_cost(with_log: LoadResult, without: LoadResult) -> float:
+    """The share of throughput the evidence log costs."""
+    return 1 - with_log.per_second / without.per_second
+
+
+def print_log_cost(rows: Sequence[Row], out: TextIO) -> None:
+    """What the evidence log costs one worker, from the rows with and without it."""
+    pair = log_cost_pair(rows)
+    if pair is not None:
+        with_log, without = pair
         print(f"\nevidence log cost (1 worker, same run): "
-              f"{1 - with_log.per_second / without.per_second:.1%} of throughput "
+              f"{log_cost(with_log, without):.1%} of throughput "
               f"({with_log.per_second:.0f} msg/s with the log, "
               f"{without.per_second:.0f} without); hub CPU "
               f"{with_log.hub_cpu_ms:.2f} vs {without.hub_cpu_ms:.2f} ms/msg", file=out)
@@ -147,8 +160,7 @@ def summary(rows: Sequence[Row], half: HalfLoad | None, event_loop: str,
     """The whole report as one JSON object (headline figures first)."""
     base = rows[0].median
     best = best_hub(rows)
-    no_log = next((r for r in rows if r.label == NO_LOG_LABEL), None)
-    one = next((r for r in rows if r.label == hub_label(1)), None)
+    pair = log_cost_pair(rows)
     return {
         "passthrough_msgs_per_s": base.per_second,
         "hub_msgs_per_s": best.median.per_second if best else None,
@@ -165,7 +177,6 @@ def summary(rows: Sequence[Row], half: HalfLoad | None, event_loop: str,
             "p99_vs_passthrough": half.hub.p99_ms / half.passthrough.p99_ms,
         },
         "rows": [_row_json(row, base) for row in rows],
-        "evidence_log_cost": None if no_log is None or one is None else
-            1 - one.median.per_second / no_log.median.per_second,
+        "evidence_log_cost": None if pair is None else log_cost(*pair),
         "params": params,
     }  # fmt: skip

@@ -33,6 +33,7 @@ from axis.client.upload import FileUpload
 from axis.errors import HubNotReady
 from axis.files import file_sha256
 from bench.bench_attachments import WITH_PEAK
+from bench.peak_rss import peak_rss_bytes
 from envelopes.attachment_refs import CHUNK_BYTES, AttachmentRef, reference_attachment
 from envelopes.builder import document_from_metadata
 from envelopes.model import Attachment, DocumentPackage
@@ -401,13 +402,6 @@ RSS_LIMIT = 128 * 1024 * 1024
 
 
 
-def peak_rss(pid: int) -> int:
-    """A running process's peak resident memory so far (VmHWM), in bytes."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
-    return int(line.split()[1]) * 1024
-
-
 def measured(world: CliWorld, *args: object) -> tuple[dict[str, Any], int]:
     """Run ``axis ARGS --json``; its JSON output and its peak resident memory in bytes."""
     peak = world.root / "peak-rss"
@@ -444,7 +438,7 @@ def test_a_large_file_travels_with_bounded_memory(world: CliWorld, megabytes: in
     [doc] = [e for e in fetched["fetched"] if e.get("attachments")
              and e["attachments"][0]["size"] > MB]  # fmt: skip
     assert file_sha256(inbox / doc["id"] / "attachments" / doc["attachments"][0]["file"]) == digest
-    hub_rss = peak_rss(hub.pid)
+    hub_rss = peak_rss_bytes(hub.pid)
     print(f"\n{megabytes} MB: peak RSS send {send_rss / 2**20:.1f} MiB (baseline with a tiny "
           f"file {baseline_send / 2**20:.1f} MiB), fetch {fetch_rss / 2**20:.1f} MiB, "
           f"hub {hub_rss / 2**20:.1f} MiB")
