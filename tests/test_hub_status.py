@@ -211,3 +211,14 @@ def test_unreachable_parts_are_coded_errors(
     assert "s3cret" not in run.stdout
     if "AXIS_DB_URL" in override:
         assert urlsplit(override["AXIS_DB_URL"]).path in error["reason"]
+
+
+@pytest.mark.parametrize("command", [["agency", "list"], ["directory", "lookup", "000.00.00.G22"]])
+def test_other_hub_commands_give_the_same_coded_error_for_an_unopenable_store(
+    home: Path, command: list[str]
+) -> None:
+    env = {"AXIS_DB_URL": "sqlite:////nonexistent-folder-for-axis/axis.db"}
+    result = CliRunner().invoke(app, [*command, "--home", str(home), "--json"], env=env)
+    run = Run(tuple(command), result.exit_code, result.stdout, "")
+    assert run.returncode == 4, run
+    assert_error(run, "store.unavailable", as_json=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from cryptography import x509
@@ -27,6 +27,10 @@ from envelopes.errors import AxisError, InvalidMetadata
 from routing.errors import TransportError
 from signing.keys import load_certificate, load_certificates
 from signing.verify import VerifyPolicy
+
+if TYPE_CHECKING:
+    from axis.settings import Settings
+    from axis.store import Store
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
 
@@ -148,3 +152,44 @@ def trust_policy(
 HomeOption = typer.Option(
     None, "--home", envvar="AXIS_HOME", help="Hub home (default: $AXIS_HOME, else ./.axis)."
 )
+
+
+@contextmanager
+def open_store(settings: Settings) -> Iterator[Store]:
+    """The hub's store (its tables created when missing), disposed afterwards; one that
+    cannot be reached or opened is ``store.unavailable`` (the store says so itself for a
+    database server; here for a SQLite file too)."""
+    from sqlalchemy.exc import OperationalError
+
+    from axis.store import Store
+
+    store = Store(settings.db_url)
+    try:
+        store.create_all()
+        yield store
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).splitlines()[0]
+        raise StoreUnavailable(
+            f"cannot use the hub's database {shown_db_url(settings.db_url)}: {reason}"
+        ) from None
+    finally:
+        store.dispose()
+
+
+@contextmanager
+def hub_store(home: Path | None) -> Iterator[Store]:
+    """:func:`open_store` for the hub home ``home`` (default: the configured one)."""
+    from axis.settings import load_settings
+
+    with open_store(load_settings(home)) as store:
+        yield store
+
+
+def shown_db_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show its scheme only
+        return url.split(":", 1)[0] + ":…"

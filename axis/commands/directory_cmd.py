@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from axis.commands.common import HomeOption, JsonOption, emit, reporting
+from axis.commands.common import HomeOption, JsonOption, emit, hub_store, reporting
 from axis.errors import DirectoryImportError, UnknownOrgan
-from axis.settings import load_settings
 
 if TYPE_CHECKING:
     from axis.registry import OrganRow
-    from axis.store import Store
     from axis.store_directory import OrganEntry
 
 directory_app = typer.Typer(
@@ -123,14 +120,3 @@ def _progress(rows: Iterable[OrganRow], quiet: bool) -> Iterator[OrganRow]:
         yield row
 
 
-@contextmanager
-def hub_store(home: Path | None) -> Iterator[Store]:
-    """The hub's store (its tables created when missing), disposed afterwards."""
-    from axis.store import Store
-
-    store = Store(load_settings(home).db_url)
-    try:
-        store.create_all()
-        yield store
-    finally:
-        store.dispose()

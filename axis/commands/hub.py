@@ -8,8 +8,16 @@ from typing import Any
 
 import typer
 
-from axis.commands.common import HomeOption, JsonOption, emit, read_file, reporting, utc_now
-from axis.commands.directory_cmd import directory_app, hub_store
+from axis.commands.common import (
+    HomeOption,
+    JsonOption,
+    emit,
+    hub_store,
+    read_file,
+    reporting,
+    utc_now,
+)
+from axis.commands.directory_cmd import directory_app
 from axis.commands.hub_setup import init_broker, init_broker_lines
 from axis.commands.serve_cmd import serve
 from axis.errors import (

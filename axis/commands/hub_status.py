@@ -10,16 +10,13 @@ log, latest rejections: ``store.unavailable``), the RabbitMQ management API
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from axis.commands.common import HomeOption, JsonOption, emit, reporting
-from axis.errors import StoreUnavailable
+from axis.commands.common import HomeOption, JsonOption, emit, open_store, reporting, shown_db_url
 from axis.settings import Settings, load_settings
 from routing.contract import DEAD_QUEUE, INBOX_PREFIX, QUERY_QUEUE, SUBMIT_QUEUE
 from routing.contract_attachments import ATTACHMENT_QUEUE
@@ -78,7 +75,7 @@ def gather_status(
     from axis.provision import Management
     from axis.queues import read_queue_stats
 
-    with _database(settings) as store:
+    with open_store(settings) as store:
         stored = _stored_facts(store, rejections)
     queues = read_queue_stats(Management(settings.management_url), settings.vhost)
     snapshot: RegistrySnapshot = stored.pop("snapshot")
@@ -86,7 +83,7 @@ def gather_status(
     return {
         "home": str(settings.home),
         "vhost": settings.vhost,
-        "database": _shown_url(settings.db_url),
+        "database": shown_db_url(settings.db_url),
         **stored,
         "hub_workers": _queue(queues, SUBMIT_QUEUE)["consumers"],
         "queues": {
@@ -108,25 +105,6 @@ def _attachments(settings: Settings, queues: dict[str, QueueStat]) -> dict[str, 
             **attachment_store_for(settings).usage()}  # fmt: skip
 
 
-@contextmanager
-def _database(settings: Settings) -> Iterator[Store]:
-    """The hub's store; one that cannot be reached or opened is ``store.unavailable`` (the
-    store says so itself for a database server; here for a SQLite file too)."""
-    from sqlalchemy.exc import OperationalError
-
-    from axis.store import Store
-
-    store = Store(settings.db_url)
-    try:
-        store.create_all()
-        yield store
-    except OperationalError as exc:
-        reason = str(exc.orig or exc).splitlines()[0]
-        raise StoreUnavailable(
-            f"cannot use the hub's database {_shown_url(settings.db_url)}: {reason}"
-        ) from None
-    finally:
-        store.dispose()
 
 
 def _stored_facts(store: Store, rejections: int) -> dict[str, Any]:
@@ -177,16 +155,6 @@ def _systems(snapshot: RegistrySnapshot, queues: dict[str, QueueStat]) -> list[d
         rows.append({"system_id": system.system_id, "name": system.name,
                      "active": system.active, "inbox": inbox})  # fmt: skip
     return sorted(rows, key=lambda r: (-r["inbox"]["messages"], r["system_id"]))
-
-
-def _shown_url(url: str) -> str:
-    """A database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: show its scheme only
-        return url.split(":", 1)[0] + ":…"
 
 
 # -- words -------------------------------------------------------------------------------
